@@ -1,0 +1,1 @@
+"""Analyses: pure functions over cached logits and features, registered by name (PROTOCOL §3-§10)."""

@@ -1,0 +1,72 @@
+"""Calibration analysis: ECE (15 bins), reliability diagram and confidence histogram (PROTOCOL §5, Fig. 4).
+
+The softmax runs over the dataset's own classes (for IN-R: the 200 masked columns), so confidence and
+accuracy live in the same label space.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from beyond_imagenet.analyses.calibration_metrics import (
+    calibration_bins,
+    ece_from_bins,
+    softmax_confidence,
+    top1_accuracy,
+)
+from beyond_imagenet.analyses.calibration_plots import CalibrationPanel, save_calibration_figure
+from beyond_imagenet.analyses.common import (
+    ResultRecord,
+    check_targets,
+    figure_path,
+    label_space_logits,
+    provenance_from_cache,
+)
+from beyond_imagenet.inference.cache import InferenceCache
+
+
+def analyse_calibration(cache: InferenceCache, n_bins: int) -> tuple[ResultRecord, CalibrationPanel]:
+    logits = label_space_logits(cache)
+    check_targets(cache, logits.shape[1])
+    confidence, prediction = softmax_confidence(logits)
+    correct = prediction == cache.targets
+    bins = calibration_bins(confidence, correct, n_bins)
+    ece = ece_from_bins(bins)
+    accuracy = top1_accuracy(prediction, cache.targets)
+    mean_confidence = float(np.mean(confidence))
+    prefix = f"calibration/{cache.dataset}"
+    metrics = {
+        f"{prefix}/ece": ece,
+        f"{prefix}/top1": 100.0 * accuracy,
+        f"{prefix}/mean_confidence": mean_confidence,
+        f"{prefix}/overconfidence": mean_confidence - accuracy,
+    }
+    record = ResultRecord(
+        "calibration",
+        cache.model_id,
+        cache.dataset,
+        metrics,
+        params={"n_bins": n_bins, "binning": "left-open right-closed, linspace(0, 1, n_bins + 1)"},
+        details={"bins": bins.to_dict()},
+        provenance=provenance_from_cache(cache),
+    )
+    return record, CalibrationPanel(cache.model_id, bins, ece, accuracy, mean_confidence)
+
+
+def save_calibration_figures(
+    panels: list[CalibrationPanel], records: list[ResultRecord], dataset: str, results_dir: str | Path
+) -> list[Path]:
+    """One figure with every model side by side, and one per model; paths are added to the records."""
+    combined = save_calibration_figure(
+        panels, figure_path(results_dir, "calibration", dataset, "all_models"), f"Calibration on {dataset}"
+    )
+    paths = [combined]
+    for panel, record in zip(panels, records, strict=True):
+        single = save_calibration_figure(
+            [panel], figure_path(results_dir, "calibration", dataset, panel.model), f"{panel.model} on {dataset}"
+        )
+        record.artifacts.extend([str(single), str(combined)])
+        paths.append(single)
+    return paths

@@ -1,0 +1,228 @@
+"""Command line: thin wrappers over library functions, one per DVC stage plus catalogue helpers.
+
+    beyond-imagenet list-models | list-datasets | list-analyses
+    beyond-imagenet make-demo-data          # seeded offline demo in the ImageNet-val format
+    beyond-imagenet verify-data             # stage `data`: validate layouts, write manifests
+    beyond-imagenet infer                   # stage `inference`: one cached pass per dataset
+    beyond-imagenet analyze                 # stage `analyze`: records, figures, metrics, MLflow runs
+    beyond-imagenet analyze-cache DIR...    # analyses on caches written by another tool (docs/cache.md)
+    beyond-imagenet report                  # stage `report`: side-by-side tables
+    beyond-imagenet fetch-weights           # prefetch pretrained weights into the Hugging Face cache
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from beyond_imagenet import _compat  # noqa: F401  (torchvision import shim, before timm/open_clip)
+from beyond_imagenet.errors import UserError
+
+DEMO_ROOT = Path("data/demo")
+DEMO_SEED = 20240721  # fixed: data.dvc records the bytes this seed produces
+DEMO_CLASS_INDICES = tuple(range(0, 1000, 100))  # 10 ImageNet classes spread over the hierarchy
+DEMO_IMAGES_PER_CLASS = 40
+
+
+def _print_table(rows: list[dict[str, str]]) -> None:
+    if not rows:
+        return
+    keys = list(rows[0])
+    widths = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in keys}
+    print("  ".join(k.ljust(widths[k]) for k in keys))
+    for row in rows:
+        print("  ".join(str(row[k]).ljust(widths[k]) for k in keys))
+
+
+def cmd_list_models(args: argparse.Namespace) -> None:
+    from beyond_imagenet.models.catalogue import catalogue_table
+
+    _print_table(catalogue_table())
+    print("\nAlso: timm:<name>[.<tag>] for any timm model, open_clip:<arch>@<tag> for any OpenCLIP model.")
+
+
+def cmd_list_datasets(args: argparse.Namespace) -> None:
+    from beyond_imagenet.data.registry import DATASET_KINDS
+
+    _print_table([{"kind": k.name, "label_space": k.label_space, "description": k.description} for k in DATASET_KINDS.values()])
+
+
+def cmd_list_analyses(args: argparse.Namespace) -> None:
+    from beyond_imagenet.analyses.registry import ANALYSES
+
+    _print_table([{"analysis": a.name, "paper": a.paper_section, "description": a.description} for a in ANALYSES.values()])
+
+
+def cmd_make_demo_data(args: argparse.Namespace) -> None:
+    from beyond_imagenet.data.demo import generate_demo_split
+    from beyond_imagenet.data.label_space import imagenet_wnids
+
+    wnids = [imagenet_wnids()[i] for i in DEMO_CLASS_INDICES]
+    paths = generate_demo_split(Path(args.root) / "val", wnids, args.images_per_class, args.seed)
+    print(f"demo data: {len(paths)} images in {len(wnids)} ImageNet classes under {Path(args.root) / 'val'}")
+
+
+def cmd_verify_data(args: argparse.Namespace) -> None:
+    from beyond_imagenet.config import load_params
+    from beyond_imagenet.data.registry import resolve_dataset
+    from beyond_imagenet.io_utils import atomic_write_json
+
+    params = load_params(args.params)
+    for name, config in params.datasets.items():
+        dataset = resolve_dataset(name, config)
+        manifest = dataset.manifest()
+        atomic_write_json(Path(args.out) / f"{name}.json", manifest)
+        print(f"{name}: {manifest['n_images']} images, {manifest['n_classes']} classes ({dataset.label_space.kind}) ok")
+
+
+def cmd_infer(args: argparse.Namespace) -> None:
+    from beyond_imagenet.config import load_params
+    from beyond_imagenet.inference.run import run_inference
+
+    params = load_params(args.params)
+    jobs = run_inference(params, args.datasets, args.models)
+    for job in jobs:
+        print(f"{job.dataset.name} / {job.spec.id}: {job.path}")
+
+
+def cmd_analyze(args: argparse.Namespace) -> None:
+    from beyond_imagenet.analyses.registry import resolve_analyses, run_analyses
+    from beyond_imagenet.config import load_params
+
+    params = load_params(args.params)
+    names = args.analyses
+    if names:
+        resolve_analyses(names)  # unknown names fail before any cache is read
+    records = run_analyses(params, names)
+    for record in records:
+        shown = ", ".join(f"{k.rsplit('/', 1)[-1]}={v:.4g}" for k, v in record.metrics.items())
+        print(f"{record.analysis:12s} {record.dataset:14s} {record.model_id:28s} {shown}")
+    if not args.no_mlflow:
+        from beyond_imagenet.tracking.mlflow_logger import log_records
+
+        run_ids = log_records(records, params.tracking, stage="analyze")
+        print(f"logged {len(run_ids)} MLflow runs to {params.tracking.tracking_uri} (`make mlflow-ui` to browse)")
+
+
+def cmd_analyze_cache(args: argparse.Namespace) -> None:
+    from beyond_imagenet.analyses.accuracy import analyse_accuracy
+    from beyond_imagenet.analyses.calibration import analyse_calibration, save_calibration_figures
+    from beyond_imagenet.analyses.registry import record_path
+    from beyond_imagenet.inference.cache import load_cache
+    from beyond_imagenet.io_utils import atomic_write_json
+
+    caches = [load_cache(path) for path in args.cache_dirs]
+    records = [analyse_accuracy(cache) for cache in caches]
+    calibration = [analyse_calibration(cache, args.n_bins) for cache in caches]
+    by_dataset: dict[str, list] = {}
+    for record, panel in calibration:
+        by_dataset.setdefault(record.dataset, []).append((record, panel))
+    for dataset, pairs in by_dataset.items():
+        save_calibration_figures([p for _, p in pairs], [r for r, _ in pairs], dataset, args.out)
+    records += [record for record, _ in calibration]
+    for record in records:
+        atomic_write_json(record_path(args.out, record), record.as_dict())
+        print(f"{record.analysis:12s} {record.dataset:14s} {record.model_id:28s} "
+              + ", ".join(f"{k.rsplit('/', 1)[-1]}={v:.4g}" for k, v in record.metrics.items()))
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from beyond_imagenet.analyses.registry import load_records
+    from beyond_imagenet.config import load_params
+    from beyond_imagenet.report import write_report
+
+    params = load_params(args.params)
+    records = load_records(params.results_dir)
+    if not records:
+        raise UserError(f"no result records under {params.results_dir}/records; run `dvc repro analyze` first")
+    paths = write_report(records, params.reports_dir)
+    print("\n".join(str(p) for p in paths))
+    if not args.no_mlflow:
+        from beyond_imagenet.provenance import git_state
+        from beyond_imagenet.tracking.mlflow_logger import log_report
+
+        log_report(paths, params.tracking, {"git_sha": str(git_state()["git_sha"]), "dvc_stage": "report"})
+
+
+def cmd_fetch_weights(args: argparse.Namespace) -> None:
+    from beyond_imagenet.config import load_params
+    from beyond_imagenet.models.backbone import build_backbone
+    from beyond_imagenet.models.catalogue import PAPER_MODELS, resolve_model
+    from beyond_imagenet.models.weights import hub_offline, locate_weights
+
+    if args.models:
+        ids = args.models
+    elif Path(args.params).exists():
+        ids = load_params(args.params).models
+    else:
+        ids = list(PAPER_MODELS)
+    specs = [resolve_model(m) for m in ids]
+    if hub_offline():
+        raise UserError("HF_HUB_OFFLINE is set; unset it on a machine with network to fetch weights")
+    for spec in specs:
+        location = locate_weights(spec)
+        if location is None:
+            print(f"{spec.id}: random init, nothing to fetch")
+            continue
+        print(f"{spec.id}: fetching {spec.weights_id} from {location.describe()}", flush=True)
+        build_backbone(spec)  # the libraries download into the Hugging Face cache
+    print("done; the weights are in the Hugging Face cache (HF_HOME); copy it to offline machines")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="beyond-imagenet", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, func, help_text: str, params: bool = False) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.set_defaults(func=func)
+        if params:
+            command.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+        return command
+
+    add("list-models", cmd_list_models, "show the model catalogue")
+    add("list-datasets", cmd_list_datasets, "show the registered dataset kinds")
+    add("list-analyses", cmd_list_analyses, "show the registered analyses")
+    demo = add("make-demo-data", cmd_make_demo_data, "generate the seeded offline demo dataset")
+    demo.add_argument("--root", default=str(DEMO_ROOT))
+    demo.add_argument("--seed", type=int, default=DEMO_SEED)
+    demo.add_argument("--images-per-class", type=int, default=DEMO_IMAGES_PER_CLASS)
+    verify = add("verify-data", cmd_verify_data, "validate dataset layouts and write manifests", params=True)
+    verify.add_argument("--out", default="results/manifests")
+    infer = add("infer", cmd_infer, "run the cached inference pass", params=True)
+    infer.add_argument("--datasets", nargs="+", help="subset of params datasets")
+    infer.add_argument("--models", nargs="+", help="subset of (or other) model ids")
+    analyze = add("analyze", cmd_analyze, "run analyses on the caches and log to MLflow", params=True)
+    analyze.add_argument("--analyses", nargs="+", help="subset of analyses (default: all)")
+    analyze.add_argument("--no-mlflow", action="store_true", help="write records and metrics only")
+    from_cache = add("analyze-cache", cmd_analyze_cache, "accuracy and calibration from cache directories")
+    from_cache.add_argument("cache_dirs", nargs="+", type=Path)
+    from_cache.add_argument("--out", default="results-byo", help="where records and figures go")
+    from_cache.add_argument("--n-bins", type=int, default=15)
+    report = add("report", cmd_report, "write the side-by-side report", params=True)
+    report.add_argument("--no-mlflow", action="store_true")
+    fetch = add("fetch-weights", cmd_fetch_weights, "download pretrained weights into the HF cache", params=True)
+    fetch.add_argument("--models", nargs="+", help="model ids (default: params.yaml models)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("beyond_imagenet").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    for noisy in ("lightning.pytorch", "lightning.fabric"):  # they add their own handlers
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        args.func(args)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

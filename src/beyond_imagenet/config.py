@@ -1,0 +1,204 @@
+"""``params.yaml``: typed schema, strict validation, one place that reads it (DESIGN.md principle 6).
+
+Every key is declared below; an unknown key, a wrong type or a value outside its choices raises
+:class:`ParamsError` naming the field (``inference.batch_size``) before anything expensive starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from beyond_imagenet.errors import ParamsError
+
+DEFAULT_PARAMS_PATH = Path("params.yaml")
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """One dataset: where it is and how to read its labels (see ``beyond_imagenet.data.registry``)."""
+
+    path: str
+    kind: str | None = None  # registered dataset kind; defaults to the entry's name when that is registered
+    label_space: Literal["imagenet1k", "imagenet_subset", "custom"] | None = None
+    class_folders: Literal["wnid", "integer", "any"] | None = None
+    classnames_file: str | None = None  # custom label spaces: JSON {class_id: name}
+    imagenet_map_file: str | None = None  # custom label spaces: JSON {class_id: [imagenet indices]}
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    """The single cached pass over each dataset (DESIGN.md data flow)."""
+
+    batch_size: int = 64
+    precision: Literal["fp32", "bf16"] = "fp32"
+    preprocessing: Literal["paper", "native"] = "paper"
+    num_workers: int | Literal["auto"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    chunk_size: int = 2048
+    bad_images: Literal["error", "skip"] = "error"
+    cache_dir: str = "cache"
+
+
+@dataclass(frozen=True)
+class AccuracyConfig:
+    datasets: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    datasets: list[str] = field(default_factory=list)
+    n_bins: int = 15  # PROTOCOL §5: M = 15
+
+
+@dataclass(frozen=True)
+class AnalysesConfig:
+    accuracy: AccuracyConfig = field(default_factory=AccuracyConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    experiment: str = "beyond-imagenet"
+    tracking_uri: str = "sqlite:///mlruns/mlflow.db"
+    artifact_location: str = "mlruns/artifacts"
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Params:
+    models: list[str]
+    datasets: dict[str, DatasetConfig]
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    analyses: AnalysesConfig = field(default_factory=AnalysesConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    results_dir: str = "results"
+    reports_dir: str = "reports"
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    if origin is dict:
+        return f"a mapping of {_type_name(typing.get_args(tp)[1])}"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true/false", type(None): "null"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
+
+
+def _convert(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` and return it converted (dataclasses built)."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        if value in typing.get_args(tp):
+            return value
+        raise ParamsError(f"params: {where} must be {_type_name(tp)}, got {value!r}")
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option in typing.get_args(tp):
+            try:
+                return _convert(value, option, where)
+            except ParamsError as err:
+                errors.append(err)
+        raise ParamsError(f"params: {where} must be {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ParamsError(f"params: {where} must be {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+        return [_convert(v, typing.get_args(tp)[0], f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ParamsError(f"params: {where} must be {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+        return {str(k): _convert(v, typing.get_args(tp)[1], f"{where}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        return _build_dataclass(tp, value, where)
+    if tp is type(None):
+        if value is None:
+            return None
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(value, tp):
+        return value
+    raise ParamsError(f"params: {where} must be {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+
+
+def _build_dataclass(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ParamsError(f"params: {where or 'the file'} must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; allowed keys: {', '.join(fields)}"
+            raise ParamsError(f"params: unknown key {(where + '.' if where else '') + str(key)!r}{hint}")
+    kwargs = {}
+    for name, spec in fields.items():
+        sub = f"{where}.{name}" if where else name
+        if name in data:
+            kwargs[name] = _convert(data[name], hints[name], sub)
+        elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+            raise ParamsError(f"params: missing required key {sub!r}")
+    return cls(**kwargs)
+
+
+def _check_values(params: Params) -> None:
+    if params.inference.batch_size < 1:
+        raise ParamsError(f"params: inference.batch_size must be >= 1, got {params.inference.batch_size}")
+    if params.inference.chunk_size < 1:
+        raise ParamsError(f"params: inference.chunk_size must be >= 1, got {params.inference.chunk_size}")
+    workers = params.inference.num_workers
+    if isinstance(workers, int) and workers < 0:
+        raise ParamsError(f"params: inference.num_workers must be >= 0 or 'auto', got {workers}")
+    if params.analyses.calibration.n_bins < 1:
+        raise ParamsError(f"params: analyses.calibration.n_bins must be >= 1, got {params.analyses.calibration.n_bins}")
+    if not params.models:
+        raise ParamsError("params: models must name at least one model (see `beyond-imagenet list-models`)")
+    for analysis in ("accuracy", "calibration"):
+        for name in getattr(params.analyses, analysis).datasets:
+            if name not in params.datasets:
+                close = difflib.get_close_matches(name, list(params.datasets), n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise ParamsError(
+                    f"params: analyses.{analysis}.datasets names {name!r}, which is not a key of `datasets`.{hint}"
+                )
+
+
+def parse_params(data: Any) -> Params:
+    """Validate a parsed YAML document and return :class:`Params`."""
+    params = _build_dataclass(Params, data, "")
+    _check_values(params)
+    return params
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS_PATH) -> Params:
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"params file {path} not found; run from the repository root or pass --params PATH")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ParamsError(f"params file {path} is not valid YAML: {err}") from err
+    return parse_params(data)
+
+
+def section_as_dict(obj: Any) -> Any:
+    """Plain-dict view of a params section (for provenance records and MLflow params)."""
+    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj

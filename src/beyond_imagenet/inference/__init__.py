@@ -1,0 +1,1 @@
+"""The single GPU pass: every selected model over each dataset, cached to disk (docs/cache.md)."""

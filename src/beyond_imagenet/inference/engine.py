@@ -1,0 +1,177 @@
+"""Lightning predict loop: all selected models over one dataset in a single pass, written to resumable chunks.
+
+``MultiModelPredictor`` runs every backbone on the batch (each on its own preprocessed view of the same
+decoded images). ``ChunkWriter`` buffers outputs per chunk of ``chunk_size`` samples and saves finished chunks
+atomically, so an interrupted pass resumes without recomputing them. ``ProgressReporter`` prints images/s and
+the time left. GPU work ends here; analyses only read the caches.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback
+from torch import nn
+
+from beyond_imagenet.errors import NonFiniteLogitsError
+from beyond_imagenet.inference.cache import PartialChunks
+from beyond_imagenet.models.backbone import Backbone
+
+log = logging.getLogger(__name__)
+
+
+class MultiModelPredictor(L.LightningModule):
+    """Runs each backbone on the tensor of its preprocessing key; returns float32 logits and features."""
+
+    def __init__(self, backbones: dict[str, Backbone], input_keys: dict[str, str]):
+        super().__init__()
+        self.model_ids = list(backbones)
+        self.backbones = nn.ModuleList(backbones[m] for m in self.model_ids)
+        self.input_keys = dict(input_keys)
+        self.forward_calls = 0  # counted for tests of resumption
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+        self.forward_calls += 1
+        outputs = {}
+        for model_id, backbone in zip(self.model_ids, self.backbones, strict=True):
+            images = batch["inputs"][self.input_keys[model_id]]
+            logits, features = backbone(images)
+            outputs[model_id] = (logits.float(), features.float())
+        return {"index": batch["index"], "error": batch["error"], "outputs": outputs}
+
+
+class ChunkWriter(Callback):
+    """Collects predictions per chunk and saves each finished chunk for every model that still needs it."""
+
+    def __init__(
+        self,
+        partials: dict[str, PartialChunks],
+        needed_chunks: dict[str, set[int]],
+        chunk_sizes: dict[int, int],
+        chunk_size: int,
+        sample_ids: Sequence[str],
+        dataset_name: str,
+    ):
+        self.partials = partials
+        self.needed = needed_chunks
+        self.chunk_sizes = chunk_sizes  # chunk -> number of samples it holds
+        self.chunk_size = chunk_size
+        self.sample_ids = sample_ids
+        self.dataset_name = dataset_name
+        self._buffer: dict[int, dict] = defaultdict(lambda: {"index": [], "error": [], "outputs": defaultdict(list)})
+
+    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        indices = outputs["index"].cpu().numpy()
+        chunks = indices // self.chunk_size
+        for chunk in np.unique(chunks):
+            rows = np.flatnonzero(chunks == chunk)
+            buffer = self._buffer[int(chunk)]
+            buffer["index"].append(indices[rows])
+            buffer["error"].extend(outputs["error"][i] for i in rows)
+            for model_id, (logits, features) in outputs["outputs"].items():
+                buffer["outputs"][model_id].append(
+                    (logits[rows].cpu().numpy(), features[rows].cpu().numpy())
+                )
+            if sum(len(i) for i in buffer["index"]) == self.chunk_sizes[int(chunk)]:
+                self._flush(int(chunk))
+
+    def _flush(self, chunk: int) -> None:
+        buffer = self._buffer.pop(chunk)
+        indices = np.concatenate(buffer["index"])
+        errors = np.array(buffer["error"], dtype=object)
+        ok = errors == ""
+        failed = [[int(i), str(e)] for i, e in zip(indices[~ok], errors[~ok], strict=True)]
+        for model_id, parts in buffer["outputs"].items():
+            if chunk not in self.needed[model_id]:
+                continue
+            logits = np.concatenate([p[0] for p in parts])[ok]
+            features = np.concatenate([p[1] for p in parts])[ok]
+            kept = indices[ok]
+            bad = np.flatnonzero(~np.isfinite(logits).all(axis=1))
+            if bad.size:
+                shown = ", ".join(self.sample_ids[i] for i in kept[bad][:10])
+                raise NonFiniteLogitsError(
+                    f"model {model_id} on dataset {self.dataset_name}: {bad.size} sample(s) have NaN or infinite "
+                    f"logits (e.g. {shown}); they are never counted as predictions. Finished chunks are kept. "
+                    "Check the weights, try precision fp32, or inspect these images."
+                )
+            self.partials[model_id].write(chunk, kept, logits, features, failed)
+
+
+class ProgressReporter(Callback):
+    """Prints images done, images/s and time left, at most every ``interval_s`` seconds and at the end."""
+
+    def __init__(self, total_images: int, label: str, interval_s: float = 10.0):
+        self.total = total_images
+        self.label = label
+        self.interval_s = interval_s
+        self.done = 0
+        self._start = self._last = 0.0
+
+    def on_predict_start(self, trainer, pl_module) -> None:
+        self._start = self._last = time.perf_counter()
+        self._print(f"[{self.label}] {self.total} images to compute")
+
+    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self.done += len(outputs["index"])
+        now = time.perf_counter()
+        if now - self._last >= self.interval_s or self.done >= self.total:
+            self._last = now
+            rate = self.done / max(now - self._start, 1e-9)
+            left = (self.total - self.done) / rate if rate > 0 else float("inf")
+            self._print(
+                f"[{self.label}] {self.done}/{self.total} images ({100 * self.done / max(self.total, 1):.0f}%), "
+                f"{rate:.1f} img/s, {_format_seconds(left)} left"
+            )
+
+    @property
+    def images_per_second(self) -> float:
+        return self.done / max(time.perf_counter() - self._start, 1e-9)
+
+    @staticmethod
+    def _print(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+
+def _format_seconds(seconds: float) -> str:
+    if seconds == float("inf"):
+        return "?"
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+LIGHTNING_PRECISION = {"fp32": "32-true", "bf16": "bf16-mixed"}
+
+
+def make_trainer(accelerator: str, precision: str, callbacks: list[Callback]) -> L.Trainer:
+    """One device per process (DESIGN.md: multi-device eval would duplicate samples)."""
+    return L.Trainer(
+        accelerator=accelerator,
+        devices=1,
+        precision=LIGHTNING_PRECISION[precision],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=callbacks,
+        inference_mode=True,
+    )
+
+
+def resolve_accelerator(device: str) -> str:
+    if device == "auto":
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            from beyond_imagenet.errors import UserError
+
+            raise UserError("params: inference.device is 'cuda' but no CUDA GPU is visible; use 'auto' or 'cpu'")
+        return "gpu"
+    return "cpu"

@@ -1,0 +1,266 @@
+"""Plan and run the cached inference pass for every (dataset, model) of params.yaml.
+
+Order of work, so bad input fails before anything expensive (DESIGN.md principle 6): resolve model ids,
+scan and validate datasets, check label spaces, compute each cache's configuration hash, skip complete
+caches, check that missing weights are available, then build each model once and run one pass per dataset.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from beyond_imagenet.config import Params
+from beyond_imagenet.data.label_space import IMAGENET1K, LabelSpace
+from beyond_imagenet.data.registry import ImageDataset, resolve_dataset
+from beyond_imagenet.errors import UnknownNameError, UserError
+from beyond_imagenet.inference.cache import PartialChunks, cache_path, config_hash, is_complete, write_cache
+from beyond_imagenet.models.catalogue import ModelSpec, resolve_model
+from beyond_imagenet.models.preprocessing import PreprocessSpec, resolve_preprocessing
+from beyond_imagenet.provenance import environment_record
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CacheJob:
+    """One (dataset, model) cache: where it goes, what determines it, whether it is already complete."""
+
+    dataset: ImageDataset
+    spec: ModelSpec
+    preprocessing: PreprocessSpec
+    output_space: dict
+    path: Path
+    config: dict
+    hash: str
+    complete: bool
+    head_info: dict = field(default_factory=dict)
+    run_stats: dict = field(default_factory=dict)
+
+
+def output_space(spec: ModelSpec, label_space: LabelSpace) -> dict:
+    """The classes a model's logits range over on a dataset (PROTOCOL §1.4, §2.2).
+
+    ImageNet-1k whenever the dataset maps into it (the paper's default: CLIP uses the 1000-class head, then
+    the analysis keeps the dataset's columns); otherwise CLIP gets a zero-shot head over the dataset's own
+    class names. A supervised ImageNet model cannot classify an unmapped label space.
+    """
+    if label_space.maps_to_imagenet:
+        return {"kind": IMAGENET1K, "n_classes": 1000}
+    if spec.paradigm == "clip":
+        return {"kind": "label_space", "n_classes": label_space.n_classes, "digest": label_space.digest()}
+    raise UserError(
+        f"model {spec.id} predicts ImageNet-1k classes, but this dataset's label space ({label_space.kind}) has "
+        "no mapping into ImageNet-1k. Give the dataset an imagenet_map_file, or use CLIP models on it."
+    )
+
+
+def zeroshot_classnames(space: dict, label_space: LabelSpace) -> list[str]:
+    if space["kind"] == IMAGENET1K:
+        from beyond_imagenet.models.zeroshot import openai_imagenet_classnames
+
+        return openai_imagenet_classnames()
+    return list(label_space.class_names)
+
+
+def label_space_record(label_space: LabelSpace) -> dict:
+    columns = label_space.one_to_one_imagenet_columns()
+    return {
+        **label_space.as_record(),
+        "class_ids": list(label_space.class_ids) if label_space.kind != IMAGENET1K else None,
+        "imagenet_columns": columns.tolist() if columns is not None and label_space.kind != IMAGENET1K else None,
+    }
+
+
+def plan_jobs(params: Params, dataset_names: Sequence[str], model_ids: Sequence[str]) -> list[CacheJob]:
+    """Resolve and validate everything; no model is built here."""
+    specs = [resolve_model(m) for m in model_ids]
+    for name in dataset_names:
+        if name not in params.datasets:
+            raise UnknownNameError("dataset", name, params.datasets)
+    datasets = [resolve_dataset(name, params.datasets[name]) for name in dataset_names]
+    jobs = []
+    for dataset in datasets:
+        manifest = dataset.manifest()
+        for spec in specs:
+            space = output_space(spec, dataset.label_space)
+            prep = resolve_preprocessing(spec, params.inference.preprocessing)
+            config = {
+                "model": {**spec.as_record(), "custom_config": spec.custom_config},
+                "preprocessing": prep.as_record(),
+                "dataset_files_sha256": manifest["files_sha256"],
+                "label_space": label_space_record(dataset.label_space),
+                "output_space": space,
+                "precision": params.inference.precision,
+                "bad_images": params.inference.bad_images,
+            }
+            if spec.paradigm == "clip":
+                from beyond_imagenet.models.zeroshot import head_key
+
+                config["zeroshot_head"] = head_key(spec, zeroshot_classnames(space, dataset.label_space))
+            path = cache_path(params.inference.cache_dir, dataset.name, spec.id)
+            digest = config_hash(config)
+            jobs.append(CacheJob(dataset, spec, prep, space, path, config, digest, is_complete(path, digest)))
+    return jobs
+
+
+def _build_backbones(jobs: list[CacheJob], params: Params, device) -> dict[str, object]:
+    """Build each needed model once; attach one zero-shot head per output space needed (CLIP)."""
+    from beyond_imagenet.models.backbone import build_backbone
+    from beyond_imagenet.models.weights import ensure_weights_available
+
+    specs = {job.spec.id: job.spec for job in jobs}
+    ensure_weights_available(list(specs.values()))
+    backbones, heads = {}, {}
+    for model_id, spec in specs.items():
+        backbone, clip_model = build_backbone(spec)
+        if spec.paradigm == "supervised" and backbone.output_dim != 1000:
+            raise UserError(f"model {model_id} has a {backbone.output_dim}-class head; ImageNet-1k needs 1000")
+        if clip_model is not None:
+            from beyond_imagenet.models.zeroshot import load_or_build_zeroshot_weights
+
+            for job in (j for j in jobs if j.spec.id == model_id):
+                names = zeroshot_classnames(job.output_space, job.dataset.label_space)
+                weights, info = load_or_build_zeroshot_weights(
+                    spec, clip_model, names, Path(params.inference.cache_dir), device
+                )
+                heads[(model_id, job.dataset.name)] = weights
+                job.head_info = info
+            del clip_model  # the text tower is no longer needed
+        backbones[model_id] = backbone
+    return {"backbones": backbones, "heads": heads}
+
+
+def _run_dataset_pass(
+    dataset: ImageDataset, jobs: list[CacheJob], built: dict, params: Params, accelerator: str, callbacks: list
+) -> None:
+    """One pass over the chunks that any job still lacks; each image decoded once for all models."""
+    import torch
+
+    from beyond_imagenet.inference.engine import ChunkWriter, MultiModelPredictor, ProgressReporter, make_trainer
+    from beyond_imagenet.inference.loader import DecodeOnceDataset, auto_num_workers, make_loader
+
+    chunk_size = params.inference.chunk_size
+    n_chunks = -(-len(dataset) // chunk_size)
+    chunk_sizes = {c: min(chunk_size, len(dataset) - c * chunk_size) for c in range(n_chunks)}
+    partials = {job.spec.id: PartialChunks(job.path, job.hash) for job in jobs}
+    needed = {model_id: set(range(n_chunks)) - partial.done() for model_id, partial in partials.items()}
+    pending = sorted(set().union(*needed.values()))
+    if pending:
+        indices = np.concatenate([np.arange(c * chunk_size, c * chunk_size + chunk_sizes[c]) for c in pending])
+        backbones = {}
+        for job in jobs:
+            backbone = built["backbones"][job.spec.id]
+            if job.spec.paradigm == "clip":
+                backbone.set_zeroshot_weights(built["heads"][(job.spec.id, dataset.name)])
+            backbones[job.spec.id] = backbone
+        specs = {job.preprocessing.key(): job.preprocessing for job in jobs}
+        module = MultiModelPredictor(backbones, {job.spec.id: job.preprocessing.key() for job in jobs})
+        workers = params.inference.num_workers
+        loader = make_loader(
+            DecodeOnceDataset([s.path for s in dataset.samples], indices, specs),
+            params.inference.batch_size,
+            auto_num_workers() if workers == "auto" else workers,
+            pin_memory=accelerator == "gpu",
+        )
+        models = ", ".join(job.spec.id for job in jobs)
+        progress = ProgressReporter(len(indices), f"infer {dataset.name}: {models}")
+        writer = ChunkWriter(partials, needed, chunk_sizes, chunk_size, dataset.sample_ids, dataset.name)
+        trainer = make_trainer(accelerator, params.inference.precision, [writer, progress, *callbacks])
+        started = time.perf_counter()
+        with torch.inference_mode():
+            trainer.predict(module, loader, return_predictions=False)
+        stats = {"seconds": round(time.perf_counter() - started, 3), "images": int(len(indices)),
+                 "images_per_s": round(progress.images_per_second, 2), "models_in_pass": [j.spec.id for j in jobs]}
+        for job in jobs:
+            job.run_stats = stats
+    for job in jobs:
+        _finalise(job, partials[job.spec.id], params, accelerator)
+
+
+def _finalise(job: CacheJob, partial: PartialChunks, params: Params, accelerator: str) -> None:
+    """Check every sample is accounted for, apply the bad-image policy, write the cache."""
+    dataset = job.dataset
+    indices, logits, features, failed = partial.read_all()
+    accounted = np.sort(np.concatenate([indices, np.array([i for i, _ in failed], dtype=np.int64)]))
+    if not np.array_equal(accounted, np.arange(len(dataset))):
+        raise RuntimeError(
+            f"{job.spec.id} on {dataset.name}: {len(accounted)} results for {len(dataset)} images; "
+            f"delete {job.path} and rerun"
+        )
+    failures = [
+        {"sample_id": dataset.samples[i].sample_id, "path": str(dataset.samples[i].path), "reason": reason}
+        for i, reason in failed
+    ]
+    if failures and params.inference.bad_images == "error":
+        listing = "\n".join(f"  {f['path']}: {f['reason']}" for f in failures[:50])
+        more = f"\n  ... and {len(failures) - 50} more" if len(failures) > 50 else ""
+        raise UserError(
+            f"{len(failures)} image(s) of dataset {dataset.name!r} could not be decoded:\n{listing}{more}\n"
+            "Replace or remove them (then the dataset manifest changes and caches are recomputed), or set "
+            "inference.bad_images: skip to leave them out; skipped images are listed in meta.json."
+        )
+    order = np.argsort(indices)
+    indices = indices[order]
+    meta = {
+        "config_hash": job.hash,
+        "config": job.config,
+        "model": job.config["model"],
+        "preprocessing": job.config["preprocessing"],
+        "dataset": dataset.manifest(),
+        "label_space": job.config["label_space"],
+        "output_space": job.output_space,
+        "zeroshot_head": job.head_info or None,
+        "precision": params.inference.precision,
+        "batch_size": params.inference.batch_size,
+        "accelerator": accelerator,
+        "last_pass": job.run_stats or None,
+        "n_samples": int(len(indices)),
+        "skipped": failures,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "environment": environment_record(),
+    }
+    write_cache(
+        job.path,
+        logits[order],
+        features[order],
+        dataset.targets[indices],
+        [dataset.samples[i].sample_id for i in indices],
+        meta,
+    )
+    log.info("wrote %s (%d samples)", job.path, len(indices))
+
+
+def run_inference(
+    params: Params,
+    dataset_names: Sequence[str] | None = None,
+    model_ids: Sequence[str] | None = None,
+    callbacks: Sequence = (),
+) -> list[CacheJob]:
+    """Fill every missing or outdated cache; return all jobs (complete ones untouched)."""
+    from beyond_imagenet.inference.engine import resolve_accelerator
+
+    dataset_names = list(dataset_names or params.datasets)
+    jobs = plan_jobs(params, dataset_names, list(model_ids or params.models))
+    todo = [job for job in jobs if not job.complete]
+    for job in jobs:
+        if job.complete:
+            log.info("up to date: %s", job.path)
+    if not todo:
+        return jobs
+    accelerator = resolve_accelerator(params.inference.device)
+    import torch
+
+    device = torch.device("cuda" if accelerator == "gpu" else "cpu")
+    built = _build_backbones(todo, params, device)
+    for name in dataset_names:
+        dataset_jobs = [job for job in todo if job.dataset.name == name]
+        if dataset_jobs:
+            _run_dataset_pass(dataset_jobs[0].dataset, dataset_jobs, built, params, accelerator, list(callbacks))
+    return jobs

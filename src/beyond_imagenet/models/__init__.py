@@ -1,0 +1,1 @@
+"""Model catalogue, preprocessing, weights and the Backbone interface over timm and OpenCLIP (PROTOCOL §1)."""

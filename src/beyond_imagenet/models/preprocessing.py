@@ -1,0 +1,114 @@
+"""Evaluation preprocessing, resolved per model in one place and recorded with every result.
+
+PROTOCOL.md §1.3 (DESIGN.md principle 2). The default, ``paper``, is the official code's transform:
+
+* supervised: resize the shorter side to ``int(size / 0.875)`` (256 for 224) with **bilinear** (PIL,
+  antialiased), centre-crop ``size``, model normalisation (ImageNet for the paper's models);
+* CLIP: resize the shorter side to ``size`` with **bicubic**, centre-crop ``size``, CLIP normalisation.
+
+``native`` is the library's own eval transform (timm's pretrained cfg, open_clip's preprocess cfg).
+Every image is converted to RGB by the decoder before any of these steps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+from beyond_imagenet.errors import UnknownNameError
+from beyond_imagenet.models.catalogue import ModelSpec
+
+PreprocessingMode = Literal["paper", "native"]
+PREPROCESSING_MODES: tuple[str, ...] = ("paper", "native")
+PAPER_SUPERVISED_CROP_PCT = 0.875
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """A fully resolved eval transform: shorter-side resize, centre crop, normalisation (PIL backend)."""
+
+    mode: str
+    resize: int
+    crop: int
+    interpolation: Literal["bilinear", "bicubic"]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    antialias: bool = True
+    backend: str = "pil"
+
+    def key(self) -> str:
+        """Short stable hash: models with equal keys share one preprocessed tensor per image."""
+        payload = json.dumps(asdict(self), sort_keys=True).encode()
+        return hashlib.sha256(payload).hexdigest()[:12]
+
+    def as_record(self) -> dict:
+        return {**asdict(self), "mean": list(self.mean), "std": list(self.std), "key": self.key()}
+
+
+def _paper_spec(model: ModelSpec) -> PreprocessSpec:
+    if model.paradigm == "clip":
+        return PreprocessSpec("paper", model.input_size, model.input_size, "bicubic", model.mean, model.std)
+    resize = int(model.input_size / PAPER_SUPERVISED_CROP_PCT)
+    return PreprocessSpec("paper", resize, model.input_size, "bilinear", model.mean, model.std)
+
+
+def _native_timm_spec(model: ModelSpec) -> PreprocessSpec:
+    import timm
+
+    cfg = timm.models.get_pretrained_cfg(
+        model.architecture + (f".{model.weights}" if model.weights else "")
+    ).to_dict()
+    size = int(cfg.get("input_size", (3, model.input_size, model.input_size))[-1])
+    crop_pct = float(cfg.get("crop_pct", PAPER_SUPERVISED_CROP_PCT))
+    interpolation = cfg.get("interpolation", "bicubic")
+    if interpolation not in ("bilinear", "bicubic"):
+        interpolation = "bicubic"
+    return PreprocessSpec(
+        "native",
+        int(math.floor(size / crop_pct)),
+        size,
+        interpolation,
+        tuple(cfg.get("mean", model.mean)),
+        tuple(cfg.get("std", model.std)),
+    )
+
+
+def _native_open_clip_spec(model: ModelSpec) -> PreprocessSpec:
+    # open_clip's eval transform: Resize(size, bicubic, shortest side) + CenterCrop(size).
+    return PreprocessSpec("native", model.input_size, model.input_size, "bicubic", model.mean, model.std)
+
+
+def resolve_preprocessing(model: ModelSpec, mode: str = "paper") -> PreprocessSpec:
+    """Return the eval transform of ``model`` under ``mode`` (`paper` = §1.3, `native` = library default)."""
+    if mode == "paper" or model.weights is None:
+        # Random-init models have no library-native pretrained cfg; the paper recipe is the only one.
+        if mode not in PREPROCESSING_MODES:
+            raise UnknownNameError("preprocessing mode", mode, PREPROCESSING_MODES)
+        return _paper_spec(model)
+    if mode != "native":
+        raise UnknownNameError("preprocessing mode", mode, PREPROCESSING_MODES)
+    if model.source == "timm":
+        return _native_timm_spec(model)
+    return _native_open_clip_spec(model)
+
+
+def build_transform(spec: PreprocessSpec):
+    """torchvision transform (PIL RGB image -> normalised float tensor [3, crop, crop]) for ``spec``."""
+    from beyond_imagenet._compat import import_torchvision
+
+    transforms = import_torchvision().transforms
+    interpolation = {
+        "bilinear": transforms.InterpolationMode.BILINEAR,
+        "bicubic": transforms.InterpolationMode.BICUBIC,
+    }[spec.interpolation]
+    return transforms.Compose(
+        [
+            transforms.Resize(spec.resize, interpolation=interpolation, antialias=spec.antialias),
+            transforms.CenterCrop(spec.crop),
+            transforms.ToTensor(),
+            transforms.Normalize(spec.mean, spec.std),
+        ]
+    )

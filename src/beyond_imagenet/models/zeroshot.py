@@ -1,0 +1,109 @@
+"""CLIP zero-shot classification head (PROTOCOL.md §1.4).
+
+For each class: format the 80 OpenAI templates with the class name, encode them with the text tower,
+L2-normalise each embedding, average, L2-normalise the average. Stacked, these give ``W`` [embed_dim, C];
+logits are ``100 * normalise(image_embedding) @ W``. The head is built once per (model, class names,
+templates) and cached on disk, since encoding 80,000 prompts is the slowest part of loading a CLIP model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from beyond_imagenet.io_utils import atomic_torch_save
+from beyond_imagenet.models.catalogue import ModelSpec
+
+log = logging.getLogger(__name__)
+
+TEMPLATE_SET = "openai_imagenet_80"
+CLASSES_PER_TEXT_BATCH = 10  # as the official code; batching does not change the result
+
+
+def openai_templates() -> list:
+    """The 80 OpenAI ImageNet prompt templates as shipped with open_clip (callables: name -> prompt)."""
+    from open_clip import OPENAI_IMAGENET_TEMPLATES
+
+    if len(OPENAI_IMAGENET_TEMPLATES) != 80:
+        raise RuntimeError(f"expected 80 OpenAI templates, open_clip ships {len(OPENAI_IMAGENET_TEMPLATES)}")
+    return list(OPENAI_IMAGENET_TEMPLATES)
+
+
+def openai_imagenet_classnames() -> list[str]:
+    """OpenAI's curated names of the 1000 ImageNet classes, in standard index order."""
+    from open_clip import IMAGENET_CLASSNAMES
+
+    return list(IMAGENET_CLASSNAMES)
+
+
+def _tokenizer_for(spec: ModelSpec):
+    import open_clip
+
+    # Demo towers use the standard CLIP BPE tokenizer (context 77), like ViT-B-16.
+    return open_clip.get_tokenizer("ViT-B-16" if spec.source == "open_clip_custom" else spec.architecture)
+
+
+def head_key(spec: ModelSpec, classnames: Sequence[str]) -> str:
+    """Hash of everything that determines the head: weights, architecture config, names, templates."""
+    prompts = [template("{}") for template in openai_templates()]
+    payload = json.dumps(
+        {
+            "weights_id": spec.weights_id,
+            "custom_config": spec.custom_config,
+            "classnames": list(classnames),
+            "templates": prompts,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+@torch.no_grad()
+def build_zeroshot_weights(
+    clip_model: nn.Module, tokenizer, classnames: Sequence[str], device: torch.device
+) -> torch.Tensor:
+    """Compute ``W`` [embed_dim, n_classes] in float32 following §1.4 steps 1-5."""
+    templates = openai_templates()
+    columns = []
+    for start in range(0, len(classnames), CLASSES_PER_TEXT_BATCH):
+        names = classnames[start : start + CLASSES_PER_TEXT_BATCH]
+        prompts = [template(name) for name in names for template in templates]
+        tokens = tokenizer(prompts).to(device)
+        embeddings = clip_model.encode_text(tokens).float()
+        embeddings = nn.functional.normalize(embeddings, dim=-1).view(len(names), len(templates), -1)
+        columns.append(nn.functional.normalize(embeddings.mean(dim=1), dim=-1))
+    return torch.cat(columns).T.contiguous().cpu()
+
+
+def load_or_build_zeroshot_weights(
+    spec: ModelSpec,
+    clip_model: nn.Module,
+    classnames: Sequence[str],
+    cache_dir: Path,
+    device: torch.device,
+) -> tuple[torch.Tensor, dict]:
+    """Return the cached head for (spec, classnames) or build and cache it; also return its provenance."""
+    key = head_key(spec, classnames)
+    path = Path(cache_dir) / "zeroshot_heads" / spec.id.replace(":", "_").replace("/", "_") / f"{key}.pt"
+    if path.exists():
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        return payload["weights"], json.loads(payload["info"])
+    log.info("building zero-shot head for %s: %d classes x 80 templates", spec.id, len(classnames))
+    clip_model.to(device)
+    weights = build_zeroshot_weights(clip_model, _tokenizer_for(spec), classnames, device)
+    info = {
+        "head_key": key,
+        "template_set": TEMPLATE_SET,
+        "n_templates": 80,
+        "n_classes": len(classnames),
+        "logit_scale": 100.0,
+        "learned_logit_scale": float(clip_model.logit_scale.exp().item()),
+    }
+    atomic_torch_save({"weights": weights, "info": json.dumps(info)}, path)
+    return weights, info

@@ -1,0 +1,66 @@
+"""Where a result came from: code version, library versions, machine (DESIGN.md principle 8)."""
+
+from __future__ import annotations
+
+import functools
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+TRACKED_PACKAGES = (
+    "torch",
+    "torchvision",
+    "timm",
+    "open_clip_torch",
+    "lightning",
+    "torchmetrics",
+    "numpy",
+    "pillow",
+    "mlflow",
+    "dvc",
+    "optuna",
+)
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", *args], capture_output=True, text=True, timeout=10, check=True, cwd=Path.cwd()
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+@functools.lru_cache(maxsize=1)
+def git_state() -> dict[str, str | bool | None]:
+    """Commit sha of the working tree (None outside git) and whether it has uncommitted changes."""
+    sha = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {"git_sha": sha, "git_dirty": bool(status) if status is not None else None}
+
+
+@functools.lru_cache(maxsize=1)
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in TRACKED_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    try:
+        versions["beyond_imagenet"] = metadata.version("beyond-imagenet")
+    except metadata.PackageNotFoundError:
+        from beyond_imagenet import __version__
+
+        versions["beyond_imagenet"] = __version__
+    return versions
+
+
+def environment_record() -> dict:
+    """Code, libraries and machine: recorded with every cache and result."""
+    import torch
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor() or "cpu"
+    return {**git_state(), "versions": library_versions(), "platform": platform.platform(), "device_name": device}
