@@ -1,0 +1,69 @@
+# beyond-imagenet: `make demo` runs the offline demo pipeline, `make test` runs the tests.
+# Both create the virtual environment from requirements.txt on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+MODEL ?= convnext_sup
+MODELS ?=
+FIND_LINKS := $(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS),)
+
+export DVC_NO_ANALYTICS := 1
+export PATH := $(abspath $(BIN)):$(PATH)
+export PYTHONUNBUFFERED := 1
+
+.PHONY: help venv demo demo-data repro test test-fast lint format mlflow-ui fetch-weights list-models clean
+
+help: ## show this help
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-15s %s\n", $$1, $$2}'
+	@echo "  variables: MODELS=\"vit_sup convnext_clip\" (fetch-weights), VENV=$(VENV)"
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python $(FIND_LINKS) -r requirements.txt
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP) ## create the virtual environment (pinned versions)
+
+demo-data: $(STAMP) ## generate the seeded offline demo dataset under data/demo
+	$(BIN)/beyond-imagenet make-demo-data
+
+demo: demo-data ## run the whole pipeline offline on the demo data (dvc repro), log to MLflow
+	HF_HUB_OFFLINE=1 $(BIN)/dvc repro
+	@echo
+	@cat reports/summary.md
+	@echo "Browse the runs: make mlflow-ui   |   metrics: $(BIN)/dvc metrics show"
+
+repro: $(STAMP) ## dvc repro with the virtual environment on PATH
+	$(BIN)/dvc repro
+
+test: $(STAMP) ## run the test suite (no GPU, no network needed)
+	$(BIN)/python -m pytest -m "not gpu and not network"
+
+test-fast: $(STAMP) ## tests without the slow end-to-end ones
+	$(BIN)/python -m pytest -m "not gpu and not network and not slow"
+
+lint: $(STAMP) ## ruff check and format check
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+format: $(STAMP) ## apply ruff formatting and fixes
+	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests
+
+list-models: $(STAMP) ## show the model catalogue
+	$(BIN)/beyond-imagenet list-models
+
+mlflow-ui: $(STAMP) ## serve the MLflow UI for mlruns/ on http://127.0.0.1:5000
+	mkdir -p mlruns/artifacts
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root ./mlruns/artifacts --host 127.0.0.1 --port 5000
+
+fetch-weights: $(STAMP) ## download weights of MODELS (default: params.yaml models) into the HF cache
+	$(BIN)/beyond-imagenet fetch-weights $(if $(MODELS),--models $(MODELS),)
+
+clean: ## remove generated outputs (keeps the venv, data and MLflow runs)
+	rm -rf cache results reports results-byo
