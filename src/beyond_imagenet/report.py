@@ -19,15 +19,15 @@ def summary_table(records: list[ResultRecord]) -> tuple[list[str], list[list[str
     family = {r.model_id: (r.provenance.get("model") or {}).get("family", "") for r in records}
     rows = []
     for model in models:
-        cells = [_format(values.get((model, name))) for name in metrics]
+        cells = [_format(name, values.get((model, name))) for name in metrics]
         rows.append([model, str(family[model]), str(paradigm[model]), *cells])
     return ["model", "family", "paradigm", *metrics], rows
 
 
-def _format(value: float | None) -> str:
+def _format(name: str, value: float | None) -> str:
     if value is None:
         return ""
-    return f"{value:.0f}" if float(value).is_integer() and abs(value) >= 10 else f"{value:.4f}"
+    return f"{value:.0f}" if name.endswith("n_samples") else f"{value:.4f}"
 
 
 def to_markdown(header: list[str], rows: list[list[str]], figures: list[str]) -> str:

@@ -1,0 +1,90 @@
+"""End to end: the offline demo through `dvc repro` in a copy of this repository, then MLflow and DVC checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+
+DEMO_MODELS = ["demo_random_vit_sup", "demo_random_convnext_sup", "demo_random_vit_clip", "demo_random_convnext_clip"]
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "HF_HUB_OFFLINE": "1", "DVC_NO_ANALYTICS": "1", "PYTHONUNBUFFERED": "1"}
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def demo_repo(tmp_path_factory) -> Path:
+    """A copy of the repository's files (as a fresh clone would have them) with the demo pipeline run once."""
+    repo = tmp_path_factory.mktemp("e2e") / "repo"
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for name in listed:
+        source = REPO_ROOT / name
+        if source.is_file():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, repo / name)
+    _run(["git", "init", "-q"], repo)
+    _run(["beyond-imagenet", "make-demo-data"], repo)
+    _run(["dvc", "repro"], repo)
+    return repo
+
+
+def test_generated_demo_data_matches_data_dvc(demo_repo):
+    status = _run(["dvc", "status", "data.dvc", "--json"], demo_repo)
+    assert json.loads(status.stdout) == {}  # byte-identical to what data.dvc records
+
+
+def test_metrics_for_every_demo_model_in_dvc(demo_repo):
+    shown = json.loads(_run(["dvc", "metrics", "show", "--json"], demo_repo).stdout)
+    metrics = next(iter(shown.values()))["data"]["results/metrics.json"]["data"]
+    assert sorted(metrics) == sorted(DEMO_MODELS)
+    for model in DEMO_MODELS:
+        assert 0.0 <= metrics[model]["calibration/demo_val/ece"] <= 1.0
+        assert metrics[model]["accuracy/demo_val/n_samples"] == 400
+        assert metrics[model]["accuracy/demo_val/top1"] == pytest.approx(metrics[model]["calibration/demo_val/top1"])
+
+
+def test_mlflow_runs_with_metrics_and_reliability_diagrams(demo_repo):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{demo_repo}/mlruns/mlflow.db")
+    experiment = client.get_experiment_by_name("beyond-imagenet")
+    runs = client.search_runs([experiment.experiment_id], "tags.analysis = 'calibration'")
+    assert sorted(r.data.tags["model"] for r in runs) == sorted(DEMO_MODELS)
+    for run in runs:
+        assert 0.0 <= run.data.metrics["calibration/demo_val/ece"] <= 1.0
+        figures = {a.path for a in client.list_artifacts(run.info.run_id, "figures/demo_val")}
+        model = run.data.tags["model"]
+        assert figures == {f"figures/demo_val/{model}.png", "figures/demo_val/all_models.png"}
+    accuracy = client.search_runs([experiment.experiment_id], "tags.analysis = 'accuracy'")
+    assert len(accuracy) == 4 and all("accuracy/demo_val/top1" in r.data.metrics for r in accuracy)
+    assert (demo_repo / "reports" / "summary.md").read_text().count("demo_random_") >= 4
+
+
+def test_rerun_is_up_to_date_and_an_analysis_param_reruns_only_analysis_and_report(demo_repo):
+    status = _run(["dvc", "status"], demo_repo)
+    assert "up to date" in status.stdout
+    params = demo_repo / "params.yaml"
+    text = params.read_text()
+    assert "n_bins: 15" in text
+    params.write_text(text.replace("n_bins: 15", "n_bins: 10"))
+    output = _run(["dvc", "repro"], demo_repo).stdout
+    assert "Running stage 'analyze'" in output and "Running stage 'report'" in output
+    assert "Running stage 'inference'" not in output and "Running stage 'data'" not in output
+    bins = json.loads((demo_repo / "results/records/calibration/demo_val/demo_random_vit_sup.json").read_text())
+    assert bins["details"]["bins"]["n_bins"] == 10
