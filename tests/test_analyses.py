@@ -82,7 +82,9 @@ def test_imagenet_logits_are_restricted_to_the_subset_columns_before_softmax(tmp
 
 def test_subset_without_column_map_is_rejected(tmp_path):
     label = {"kind": "imagenet_subset", "n_classes": 3}
-    cache = load_cache(write_cache_by_hand(tmp_path / "c", np.zeros((6, 1000)), meta_for("m", "d", "imagenet1k", label)))
+    cache = load_cache(
+        write_cache_by_hand(tmp_path / "c", np.zeros((6, 1000)), meta_for("m", "d", "imagenet1k", label))
+    )
     with pytest.raises(CacheFormatError, match="imagenet_columns"):
         analyse_accuracy(cache)
 
@@ -90,7 +92,7 @@ def test_subset_without_column_map_is_rejected(tmp_path):
 def test_nan_in_a_cache_is_an_error_naming_the_sample(tmp_path):
     logits = np.log(PROBS)
     logits[3, 1] = np.nan
-    with pytest.raises(NonFiniteLogitsError, match="ILSVRC2012_val_00000004.JPEG"):
+    with pytest.raises(NonFiniteLogitsError, match=r"ILSVRC2012_val_00000004\.JPEG"):
         load_cache(write_cache_by_hand(tmp_path / "c", logits, meta_for("m", "d")))
 
 
@@ -99,7 +101,7 @@ def test_misaligned_or_incomplete_cache_is_rejected(tmp_path):
     with pytest.raises(CacheFormatError, match="do not align"):
         load_cache(path)
     (path / "meta.json").unlink()
-    with pytest.raises(CacheFormatError, match="meta.json is missing"):
+    with pytest.raises(CacheFormatError, match=r"meta\.json is missing"):
         load_cache(path)
 
 

@@ -122,9 +122,7 @@ def test_golden_bins_and_ece() -> None:
     np.testing.assert_allclose(bins.proportion, [0.0, 2 / 7, 2 / 7, 3 / 7], rtol=1e-15)
     assert bins.n == 7 and bins.n_bins == 4
     assert ece_from_bins(bins) == pytest.approx(GOLDEN_ECE, abs=1e-15)
-    assert expected_calibration_error(GOLDEN_CONF, GOLDEN_CORRECT, n_bins=4) == pytest.approx(
-        GOLDEN_ECE, abs=1e-15
-    )
+    assert expected_calibration_error(GOLDEN_CONF, GOLDEN_CORRECT, n_bins=4) == pytest.approx(GOLDEN_ECE, abs=1e-15)
 
 
 def test_exact_edges_land_in_the_lower_bin() -> None:
@@ -251,9 +249,7 @@ def test_softmax_confidence_matches_torch() -> None:
 
 
 def test_softmax_confidence_is_stable_for_huge_logits() -> None:
-    logits = np.array(
-        [[1e4, 0.0, -1e4], [1e4, 1e4, 0.0], [-1e4, -1e4 + np.log(3.0), -1e4], [3e38, 0.0, -3e38]]
-    )
+    logits = np.array([[1e4, 0.0, -1e4], [1e4, 1e4, 0.0], [-1e4, -1e4 + np.log(3.0), -1e4], [3e38, 0.0, -3e38]])
     conf, pred = softmax_confidence(logits)
     assert np.isfinite(conf).all()
     np.testing.assert_allclose(conf, [1.0, 0.5, 3 / 5, 1.0], rtol=1e-12)
@@ -290,9 +286,7 @@ def _panel(model: str, seed: int) -> CalibrationPanel:
 
 def test_save_calibration_figure_one_and_four_panels(tmp_path) -> None:
     one = save_calibration_figure([_panel("vit_sup", 0)], tmp_path / "one" / "vit_sup.png", "IN val")
-    four_panels = [
-        _panel(m, i) for i, m in enumerate(["vit_sup", "convnext_sup", "vit_clip", "convnext_clip"])
-    ]
+    four_panels = [_panel(m, i) for i, m in enumerate(["vit_sup", "convnext_sup", "vit_clip", "convnext_clip"])]
     four = save_calibration_figure(four_panels, str(tmp_path / "all.png"), "IN val")
     assert one == tmp_path / "one" / "vit_sup.png" and four == tmp_path / "all.png"
     sizes = {}

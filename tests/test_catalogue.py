@@ -252,7 +252,12 @@ def test_paper_is_the_default_mode():
 
 def test_native_preprocessing_follows_timm_pretrained_cfg():
     vit = resolve_preprocessing(CATALOGUE["vit_sup"], "native")
-    assert (vit.mode, vit.resize, vit.crop, vit.interpolation) == ("native", 224, 224, "bicubic")  # crop_pct 1.0
+    assert (vit.mode, vit.resize, vit.crop, vit.interpolation) == (
+        "native",
+        224,
+        224,
+        "bicubic",
+    )  # crop_pct 1.0
     convnext = resolve_preprocessing(CATALOGUE["convnext_sup"], "native")
     assert (convnext.resize, convnext.crop, convnext.interpolation) == (256, 224, "bicubic")  # crop_pct 0.875
     assert (vit.mean, vit.std) == (convnext.mean, convnext.std) == (IMAGENET_MEAN, IMAGENET_STD)
@@ -485,7 +490,5 @@ def test_cached_file_passes_the_check(empty_hf_cache):
 
 
 def test_cached_open_clip_file_passes_the_check(empty_hf_cache):
-    _fake_cached_file(
-        empty_hf_cache, "laion/CLIP-convnext_base-laion400M-s13B-b51K", "open_clip_pytorch_model.bin"
-    )
+    _fake_cached_file(empty_hf_cache, "laion/CLIP-convnext_base-laion400M-s13B-b51K", "open_clip_pytorch_model.bin")
     ensure_weights_available([CATALOGUE["convnext_clip"]])

@@ -42,12 +42,7 @@ def _png16(array: np.ndarray, color_type: int) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
 
     header = struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(raw))
-        + chunk(b"IEND", b"")
-    )
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
 
 
 def _save(image: Image.Image, path: Path, fmt: str, **kwargs: object) -> Path:
@@ -529,13 +524,9 @@ def test_demo_content_depends_on_class(demo_split: tuple[Path, list[Path]]) -> N
     centroids = {k: np.mean(v, axis=0) for k, v in means.items()}
     within = np.mean([np.linalg.norm(m - centroids[k]) for k, v in means.items() for m in v])
     keys = sorted(centroids)
-    between = min(
-        np.linalg.norm(centroids[a] - centroids[b]) for i, a in enumerate(keys) for b in keys[i + 1 :]
-    )
+    between = min(np.linalg.norm(centroids[a] - centroids[b]) for i, a in enumerate(keys) for b in keys[i + 1 :])
     assert between > 2 * within
-    nearest = [
-        min(keys, key=lambda c: np.linalg.norm(m - centroids[c])) == k for k, v in means.items() for m in v
-    ]
+    nearest = [min(keys, key=lambda c: np.linalg.norm(m - centroids[c])) == k for k, v in means.items() for m in v]
     assert np.mean(nearest) >= 0.95
 
 
@@ -599,8 +590,6 @@ def test_demo_refuses_other_parameters_in_same_directory(tmp_path: Path) -> None
         (WNIDS[:1], 2, 0, 0),
     ],
 )
-def test_demo_rejects_bad_arguments(
-    tmp_path: Path, wnids: list[str], per_class: int, seed: int, first: int
-) -> None:
+def test_demo_rejects_bad_arguments(tmp_path: Path, wnids: list[str], per_class: int, seed: int, first: int) -> None:
     with pytest.raises(ValueError):
         generate_demo_split(tmp_path / "v", wnids, per_class, seed, first_index=first)

@@ -82,7 +82,11 @@ def test_cache_equals_direct_forward_of_each_model(reference_run, small_demo_roo
         backbone, clip_model = build_backbone(spec)
         if clip_model is not None:
             weights, _ = load_or_build_zeroshot_weights(
-                spec, clip_model, openai_imagenet_classnames(), Path(params.inference.cache_dir), torch.device("cpu")
+                spec,
+                clip_model,
+                openai_imagenet_classnames(),
+                Path(params.inference.cache_dir),
+                torch.device("cpu"),
             )
             backbone.set_zeroshot_weights(weights)
         transform = build_transform(resolve_preprocessing(spec, "paper"))
@@ -265,8 +269,14 @@ def test_custom_label_space_uses_clip_head_over_its_own_names(tmp_path, small_de
     params = parse_params(
         {
             "models": [SUP, CLIP],
-            "datasets": {"mine": {"path": str(root), "kind": "image_folder", "label_space": "custom",
-                                  "class_folders": "any"}},
+            "datasets": {
+                "mine": {
+                    "path": str(root),
+                    "kind": "image_folder",
+                    "label_space": "custom",
+                    "class_folders": "any",
+                }
+            },
             "inference": {"num_workers": 0, "cache_dir": str(tmp_path / "cache")},
             "tracking": {"enabled": False},
         }

@@ -15,12 +15,22 @@ from conftest import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
-DEMO_MODELS = ["demo_random_vit_sup", "demo_random_convnext_sup", "demo_random_vit_clip", "demo_random_convnext_clip"]
+DEMO_MODELS = [
+    "demo_random_vit_sup",
+    "demo_random_convnext_sup",
+    "demo_random_vit_clip",
+    "demo_random_convnext_clip",
+]
 
 
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "HF_HUB_OFFLINE": "1", "DVC_NO_ANALYTICS": "1", "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "HF_HUB_OFFLINE": "1",
+        "DVC_NO_ANALYTICS": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     return result
@@ -31,7 +41,11 @@ def demo_repo(tmp_path_factory) -> Path:
     """A copy of the repository's files (as a fresh clone would have them) with the demo pipeline run once."""
     repo = tmp_path_factory.mktemp("e2e") / "repo"
     listed = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     for name in listed:
         source = REPO_ROOT / name

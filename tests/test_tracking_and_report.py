@@ -45,7 +45,8 @@ def test_one_mlflow_run_per_model_and_analysis_with_tags_metrics_and_figures(tmp
         record("a", "accuracy", "d1", {"accuracy/d1/top1": 80.0}),
     ]
     config = TrackingConfig(
-        experiment="t", tracking_uri=f"sqlite:///{tmp_path}/mlruns/mlflow.db",
+        experiment="t",
+        tracking_uri=f"sqlite:///{tmp_path}/mlruns/mlflow.db",
         artifact_location=str(tmp_path / "mlruns" / "artifacts"),
     )
     run_ids = log_records(records, config, stage="analyze")
@@ -75,7 +76,13 @@ def test_report_puts_models_side_by_side(tmp_path):
     records = [
         record("a", "accuracy", "d", {"accuracy/d/top1": 85.5}),
         record("b", "accuracy", "d", {"accuracy/d/top1": 66.25}),
-        record("a", "calibration", "d", {"calibration/d/ece": 0.0312}, ["results/figures/calibration/d/all_models.png"]),
+        record(
+            "a",
+            "calibration",
+            "d",
+            {"calibration/d/ece": 0.0312},
+            ["results/figures/calibration/d/all_models.png"],
+        ),
     ]
     header, rows = summary_table(records)
     assert header == ["model", "family", "paradigm", "accuracy/d/top1", "calibration/d/ece"]
@@ -90,7 +97,11 @@ def test_report_puts_models_side_by_side(tmp_path):
 
 @pytest.mark.parametrize(
     "name,value,text",
-    [("accuracy/d/n_samples", 400.0, "400"), ("calibration/d/ece", 0.5, "0.5000"), ("accuracy/d/top1", 85.0, "85.0000")],
+    [
+        ("accuracy/d/n_samples", 400.0, "400"),
+        ("calibration/d/ece", 0.5, "0.5000"),
+        ("accuracy/d/top1", 85.0, "85.0000"),
+    ],
 )
 def test_report_number_format(name, value, text):
     _, rows = summary_table([record("m", "accuracy", "d", {name: value})])

@@ -8,6 +8,7 @@ A GPU machine with matching builds imports torchvision untouched.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
 from types import ModuleType
@@ -33,10 +34,8 @@ def import_torchvision() -> ModuleType:
         del sys.modules[name]
     _shim_library = torch.library.Library("torchvision", "FRAGMENT")
     for schema in _SHIM_SCHEMAS:
-        try:
+        with contextlib.suppress(RuntimeError):  # already defined by a partial import
             _shim_library.define(schema)
-        except RuntimeError:  # already defined by a partial import
-            pass
     return importlib.import_module("torchvision")
 
 

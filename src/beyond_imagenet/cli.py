@@ -1,13 +1,13 @@
 """Command line: thin wrappers over library functions, one per DVC stage plus catalogue helpers.
 
-    beyond-imagenet list-models | list-datasets | list-analyses
-    beyond-imagenet make-demo-data          # seeded offline demo in the ImageNet-val format
-    beyond-imagenet verify-data             # stage `data`: validate layouts, write manifests
-    beyond-imagenet infer                   # stage `inference`: one cached pass per dataset
-    beyond-imagenet analyze                 # stage `analyze`: records, figures, metrics, MLflow runs
-    beyond-imagenet analyze-cache DIR...    # analyses on caches written by another tool (docs/cache.md)
-    beyond-imagenet report                  # stage `report`: side-by-side tables
-    beyond-imagenet fetch-weights           # prefetch pretrained weights into the Hugging Face cache
+beyond-imagenet list-models | list-datasets | list-analyses
+beyond-imagenet make-demo-data          # seeded offline demo in the ImageNet-val format
+beyond-imagenet verify-data             # stage `data`: validate layouts, write manifests
+beyond-imagenet infer                   # stage `inference`: one cached pass per dataset
+beyond-imagenet analyze                 # stage `analyze`: records, figures, metrics, MLflow runs
+beyond-imagenet analyze-cache DIR...    # analyses on caches written by another tool (docs/cache.md)
+beyond-imagenet report                  # stage `report`: side-by-side tables
+beyond-imagenet fetch-weights           # prefetch pretrained weights into the Hugging Face cache
 """
 
 from __future__ import annotations
@@ -47,13 +47,17 @@ def cmd_list_models(args: argparse.Namespace) -> None:
 def cmd_list_datasets(args: argparse.Namespace) -> None:
     from beyond_imagenet.data.registry import DATASET_KINDS
 
-    _print_table([{"kind": k.name, "label_space": k.label_space, "description": k.description} for k in DATASET_KINDS.values()])
+    _print_table(
+        [{"kind": k.name, "label_space": k.label_space, "description": k.description} for k in DATASET_KINDS.values()]
+    )
 
 
 def cmd_list_analyses(args: argparse.Namespace) -> None:
     from beyond_imagenet.analyses.registry import ANALYSES
 
-    _print_table([{"analysis": a.name, "paper": a.paper_section, "description": a.description} for a in ANALYSES.values()])
+    _print_table(
+        [{"analysis": a.name, "paper": a.paper_section, "description": a.description} for a in ANALYSES.values()]
+    )
 
 
 def cmd_make_demo_data(args: argparse.Namespace) -> None:
@@ -125,8 +129,10 @@ def cmd_analyze_cache(args: argparse.Namespace) -> None:
     records += [record for record, _ in calibration]
     for record in records:
         atomic_write_json(record_path(args.out, record), record.as_dict())
-        print(f"{record.analysis:12s} {record.dataset:14s} {record.model_id:28s} "
-              + ", ".join(f"{k.rsplit('/', 1)[-1]}={v:.4g}" for k, v in record.metrics.items()))
+        print(
+            f"{record.analysis:12s} {record.dataset:14s} {record.model_id:28s} "
+            + ", ".join(f"{k.rsplit('/', 1)[-1]}={v:.4g}" for k, v in record.metrics.items())
+        )
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -212,7 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("beyond_imagenet").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     for noisy in ("lightning.pytorch", "lightning.fabric"):  # they add their own handlers
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -25,9 +25,7 @@ TRACKED_PACKAGES = (
 
 def _git(*args: str) -> str | None:
     try:
-        out = subprocess.run(
-            ["git", *args], capture_output=True, text=True, timeout=10, check=True, cwd=Path.cwd()
-        )
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, check=True, cwd=Path.cwd())
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip()
@@ -63,4 +61,9 @@ def environment_record() -> dict:
     import torch
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor() or "cpu"
-    return {**git_state(), "versions": library_versions(), "platform": platform.platform(), "device_name": device}
+    return {
+        **git_state(),
+        "versions": library_versions(),
+        "platform": platform.platform(),
+        "device_name": device,
+    }

@@ -34,7 +34,8 @@ def to_markdown(header: list[str], rows: list[list[str]], figures: list[str]) ->
     lines = [
         "# beyond-imagenet report",
         "",
-        "Accuracy in percent; ECE and confidence as fractions. Demo models have random weights: their numbers are noise.",
+        "Accuracy in percent; ECE and confidence as fractions. "
+        "Demo models have random weights: their numbers are noise.",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" for _ in header) + "|",

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from beyond_imagenet.analyses.common import ResultRecord, check_targets, label_space_logits, provenance_from_cache
+from beyond_imagenet.analyses.common import (
+    ResultRecord,
+    check_targets,
+    label_space_logits,
+    provenance_from_cache,
+)
 from beyond_imagenet.inference.cache import InferenceCache
 
 

@@ -65,7 +65,9 @@ def save_calibration_figures(
     paths = [combined]
     for panel, record in zip(panels, records, strict=True):
         single = save_calibration_figure(
-            [panel], figure_path(results_dir, "calibration", dataset, panel.model), f"{panel.model} on {dataset}"
+            [panel],
+            figure_path(results_dir, "calibration", dataset, panel.model),
+            f"{panel.model} on {dataset}",
         )
         record.artifacts.extend([str(single), str(combined)])
         paths.append(single)

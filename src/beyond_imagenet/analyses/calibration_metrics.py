@@ -132,9 +132,7 @@ def _readonly(arr: np.ndarray) -> np.ndarray:
     return arr
 
 
-def calibration_bins(
-    confidence: np.ndarray, correct: np.ndarray, n_bins: int = DEFAULT_N_BINS
-) -> CalibrationBins:
+def calibration_bins(confidence: np.ndarray, correct: np.ndarray, n_bins: int = DEFAULT_N_BINS) -> CalibrationBins:
     """Bin samples by confidence into left-open, right-closed bins (PROTOCOL §5, paper Fig. 4).
 
     Confidence exactly 1.0 lands in the last bin; exactly 0.0 (only possible from a hand-written cache) in
@@ -176,9 +174,7 @@ def ece_from_bins(bins: CalibrationBins) -> float:
     return float(np.sum(bins.proportion[nonempty] * gaps))
 
 
-def expected_calibration_error(
-    confidence: np.ndarray, correct: np.ndarray, n_bins: int = DEFAULT_N_BINS
-) -> float:
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, n_bins: int = DEFAULT_N_BINS) -> float:
     """Expected calibration error with ``n_bins`` equal-width left-open bins (PROTOCOL §5, paper Fig. 4)."""
     return ece_from_bins(calibration_bins(confidence, correct, n_bins))
 

@@ -49,7 +49,10 @@ ANALYSES: dict[str, AnalysisSpec] = {
     for spec in (
         AnalysisSpec("accuracy", "top-1 and top-5 accuracy on the dataset's label space", "§7.1", _run_accuracy),
         AnalysisSpec(
-            "calibration", "ECE (15 bins), reliability diagrams, confidence histograms", "§5, Fig. 4", _run_calibration
+            "calibration",
+            "ECE (15 bins), reliability diagrams, confidence histograms",
+            "§5, Fig. 4",
+            _run_calibration,
         ),
     )
 }
@@ -64,7 +67,9 @@ def _unknown(name: str) -> AnalysisSpec:
 
 
 def record_path(results_dir: str | Path, record: ResultRecord) -> Path:
-    return Path(results_dir) / "records" / record.analysis / record.dataset / f"{record.model_id.replace(':', '_')}.json"
+    return (
+        Path(results_dir) / "records" / record.analysis / record.dataset / f"{record.model_id.replace(':', '_')}.json"
+    )
 
 
 def load_caches(params: Params, dataset: str, model_ids: Sequence[str]) -> list[InferenceCache]:

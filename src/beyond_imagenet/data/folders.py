@@ -169,11 +169,7 @@ def _check_nesting(root: Path, folders: list[_ClassFolder], rule: str) -> None:
             "Class folders must hold image files directly, without further nesting.",
         )
     candidates = _candidate_roots(root, rule)
-    hint = (
-        "Did you mean to pass " + " or ".join(str(c) for c in candidates) + " as the root?"
-        if candidates
-        else ""
-    )
+    hint = "Did you mean to pass " + " or ".join(str(c) for c in candidates) + " as the root?" if candidates else ""
     raise _layout_error(
         root,
         f"{root} has no class folders with images, only folders of folders ({shown}): "
@@ -248,9 +244,7 @@ def _check_class_names(root: Path, names: list[str], rule: str) -> None:
             by_value[int(name)].append(name)
         clashes = [" and ".join(v) for v in by_value.values() if len(v) > 1]
         if clashes:
-            raise _layout_error(
-                root, f"class folders in {root} name the same integer class: {_preview(clashes)}", rule
-            )
+            raise _layout_error(root, f"class folders in {root} name the same integer class: {_preview(clashes)}", rule)
 
 
 def _check_contents(root: Path, folders: list[_ClassFolder], rule: str) -> None:
@@ -264,9 +258,7 @@ def _check_contents(root: Path, folders: list[_ClassFolder], rule: str) -> None:
             rule,
         )
     if not any(f.images for f in folders):
-        raise _layout_error(
-            root, f"no images found in any of the {len(folders)} class folder(s) of {root}", rule
-        )
+        raise _layout_error(root, f"no images found in any of the {len(folders)} class folder(s) of {root}", rule)
     empty = [f.path.name for f in folders if not f.images]
     if empty:
         raise _layout_error(root, f"{len(empty)} empty class folder(s) in {root}: {_preview(empty)}", rule)

@@ -98,7 +98,10 @@ def imagenet_subset_space(wnids: Sequence[str]) -> LabelSpace:
     ordered = sorted(set(wnids))
     names = imagenet_names()
     return LabelSpace(
-        "imagenet_subset", tuple(ordered), tuple(names[index[w]] for w in ordered), tuple((index[w],) for w in ordered)
+        "imagenet_subset",
+        tuple(ordered),
+        tuple(names[index[w]] for w in ordered),
+        tuple((index[w],) for w in ordered),
     )
 
 

@@ -116,7 +116,9 @@ def load_cache(path: str | Path, check_finite: bool = True) -> InferenceCache:
         raise CacheFormatError(f"cache {path}: targets.npy must hold integers, found {targets.dtype}")
     if check_finite:
         _check_finite(logits, sample_ids, f"cache {path}")
-    return InferenceCache(path, logits.astype(np.float32, copy=False), features, targets.astype(np.int64), sample_ids, meta)
+    return InferenceCache(
+        path, logits.astype(np.float32, copy=False), features, targets.astype(np.int64), sample_ids, meta
+    )
 
 
 def write_cache(

@@ -76,9 +76,7 @@ class ChunkWriter(Callback):
             buffer["index"].append(indices[rows])
             buffer["error"].extend(outputs["error"][i] for i in rows)
             for model_id, (logits, features) in outputs["outputs"].items():
-                buffer["outputs"][model_id].append(
-                    (logits[rows].cpu().numpy(), features[rows].cpu().numpy())
-                )
+                buffer["outputs"][model_id].append((logits[rows].cpu().numpy(), features[rows].cpu().numpy()))
             if sum(len(i) for i in buffer["index"]) == self.chunk_sizes[int(chunk)]:
                 self._flush(int(chunk))
 
@@ -143,7 +141,7 @@ class ProgressReporter(Callback):
 def _format_seconds(seconds: float) -> str:
     if seconds == float("inf"):
         return "?"
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 

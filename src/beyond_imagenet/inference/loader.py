@@ -55,9 +55,7 @@ def auto_num_workers() -> int:
     return max(0, min(cpus - 1, 32))
 
 
-def make_loader(
-    dataset: DecodeOnceDataset, batch_size: int, num_workers: int, pin_memory: bool
-) -> DataLoader:
+def make_loader(dataset: DecodeOnceDataset, batch_size: int, num_workers: int, pin_memory: bool) -> DataLoader:
     return DataLoader(
         dataset,
         batch_size=batch_size,

@@ -138,12 +138,22 @@ def _build_backbones(jobs: list[CacheJob], params: Params, device) -> dict[str, 
 
 
 def _run_dataset_pass(
-    dataset: ImageDataset, jobs: list[CacheJob], built: dict, params: Params, accelerator: str, callbacks: list
+    dataset: ImageDataset,
+    jobs: list[CacheJob],
+    built: dict,
+    params: Params,
+    accelerator: str,
+    callbacks: list,
 ) -> None:
     """One pass over the chunks that any job still lacks; each image decoded once for all models."""
     import torch
 
-    from beyond_imagenet.inference.engine import ChunkWriter, MultiModelPredictor, ProgressReporter, make_trainer
+    from beyond_imagenet.inference.engine import (
+        ChunkWriter,
+        MultiModelPredictor,
+        ProgressReporter,
+        make_trainer,
+    )
     from beyond_imagenet.inference.loader import DecodeOnceDataset, auto_num_workers, make_loader
 
     chunk_size = params.inference.chunk_size
@@ -176,8 +186,12 @@ def _run_dataset_pass(
         started = time.perf_counter()
         with torch.inference_mode():
             trainer.predict(module, loader, return_predictions=False)
-        stats = {"seconds": round(time.perf_counter() - started, 3), "images": int(len(indices)),
-                 "images_per_s": round(progress.images_per_second, 2), "models_in_pass": [j.spec.id for j in jobs]}
+        stats = {
+            "seconds": round(time.perf_counter() - started, 3),
+            "images": len(indices),
+            "images_per_s": round(progress.images_per_second, 2),
+            "models_in_pass": [j.spec.id for j in jobs],
+        }
         for job in jobs:
             job.run_stats = stats
     for job in jobs:
@@ -221,7 +235,7 @@ def _finalise(job: CacheJob, partial: PartialChunks, params: Params, accelerator
         "batch_size": params.inference.batch_size,
         "accelerator": accelerator,
         "last_pass": job.run_stats or None,
-        "n_samples": int(len(indices)),
+        "n_samples": len(indices),
         "skipped": failures,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "environment": environment_record(),

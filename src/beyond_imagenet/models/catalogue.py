@@ -165,7 +165,13 @@ DEMO_MODELS: dict[str, ModelSpec] = {
             std=OPENAI_CLIP_STD,
             custom_config={
                 "embed_dim": 64,
-                "vision_cfg": {"image_size": 224, "layers": 2, "width": 64, "patch_size": 16, "head_width": 32},
+                "vision_cfg": {
+                    "image_size": 224,
+                    "layers": 2,
+                    "width": 64,
+                    "patch_size": 16,
+                    "head_width": 32,
+                },
                 "text_cfg": _TINY_TEXT_CFG,
             },
             description="tiny random-init OpenCLIP ViT (demo only: results are noise)",

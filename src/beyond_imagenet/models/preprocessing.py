@@ -58,9 +58,7 @@ def _paper_spec(model: ModelSpec) -> PreprocessSpec:
 def _native_timm_spec(model: ModelSpec) -> PreprocessSpec:
     import timm
 
-    cfg = timm.models.get_pretrained_cfg(
-        model.architecture + (f".{model.weights}" if model.weights else "")
-    ).to_dict()
+    cfg = timm.models.get_pretrained_cfg(model.architecture + (f".{model.weights}" if model.weights else "")).to_dict()
     size = int(cfg.get("input_size", (3, model.input_size, model.input_size))[-1])
     crop_pct = float(cfg.get("crop_pct", PAPER_SUPERVISED_CROP_PCT))
     interpolation = cfg.get("interpolation", "bicubic")
@@ -68,7 +66,7 @@ def _native_timm_spec(model: ModelSpec) -> PreprocessSpec:
         interpolation = "bicubic"
     return PreprocessSpec(
         "native",
-        int(math.floor(size / crop_pct)),
+        math.floor(size / crop_pct),  # as timm resolves scale_size
         size,
         interpolation,
         tuple(cfg.get("mean", model.mean)),

@@ -117,6 +117,6 @@ def ensure_weights_available(specs: list[ModelSpec]) -> None:
     reason = "HF_HUB_OFFLINE=1 is set" if hub_offline() else "the Hugging Face hub is not reachable"
     raise WeightsUnavailableError(
         f"pretrained weights are not in the local cache and {reason}:\n{lines}\n"
-        f"On a machine with network run `make fetch-weights MODELS=\"{ids}\"` (it fills the Hugging Face cache, "
+        f'On a machine with network run `make fetch-weights MODELS="{ids}"` (it fills the Hugging Face cache, '
         "HF_HOME), then copy that cache here, or pick models that are cached."
     )
