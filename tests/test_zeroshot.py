@@ -104,7 +104,7 @@ def test_head_is_cached_and_reused(clip_model, tmp_path, monkeypatch):
     assert files[0] == tmp_path / "zeroshot_heads" / SPEC.id / f"{key}.pt"
     assert info["head_key"] == key
     assert (info["n_templates"], info["n_classes"], info["logit_scale"]) == (80, 3, 100.0)
-    assert info["learned_logit_scale"] == pytest.approx(float(clip_model.logit_scale.exp()))
+    assert info["learned_logit_scale"] == pytest.approx(clip_model.logit_scale.detach().exp().item())
     torch.testing.assert_close(weights, reference_weights(clip_model, CLASSES), rtol=0, atol=1e-6)
 
     calls.clear()

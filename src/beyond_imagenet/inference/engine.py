@@ -9,8 +9,6 @@ the time left. GPU work ends here; analyses only read the caches.
 from __future__ import annotations
 
 import logging
-import sys
-import time
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -23,6 +21,7 @@ from torch import nn
 from beyond_imagenet.errors import NonFiniteLogitsError
 from beyond_imagenet.inference.cache import PartialChunks
 from beyond_imagenet.models.backbone import Backbone
+from beyond_imagenet.progress import RateReporter
 
 log = logging.getLogger(__name__)
 
@@ -107,42 +106,17 @@ class ProgressReporter(Callback):
     """Prints images done, images/s and time left, at most every ``interval_s`` seconds and at the end."""
 
     def __init__(self, total_images: int, label: str, interval_s: float = 10.0):
-        self.total = total_images
-        self.label = label
-        self.interval_s = interval_s
-        self.done = 0
-        self._start = self._last = 0.0
+        self.reporter = RateReporter(total_images, label, "images", interval_s)
 
     def on_predict_start(self, trainer, pl_module) -> None:
-        self._start = self._last = time.perf_counter()
-        self._print(f"[{self.label}] {self.total} images to compute")
+        self.reporter.start()
 
     def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        self.done += len(outputs["index"])
-        now = time.perf_counter()
-        if now - self._last >= self.interval_s or self.done >= self.total:
-            self._last = now
-            rate = self.done / max(now - self._start, 1e-9)
-            left = (self.total - self.done) / rate if rate > 0 else float("inf")
-            self._print(
-                f"[{self.label}] {self.done}/{self.total} images ({100 * self.done / max(self.total, 1):.0f}%), "
-                f"{rate:.1f} img/s, {_format_seconds(left)} left"
-            )
+        self.reporter.update(len(outputs["index"]))
 
     @property
     def images_per_second(self) -> float:
-        return self.done / max(time.perf_counter() - self._start, 1e-9)
-
-    @staticmethod
-    def _print(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
-
-
-def _format_seconds(seconds: float) -> str:
-    if seconds == float("inf"):
-        return "?"
-    seconds = round(seconds)
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+        return self.reporter.rate
 
 
 LIGHTNING_PRECISION = {"fp32": "32-true", "bf16": "bf16-mixed"}

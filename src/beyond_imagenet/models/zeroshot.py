@@ -19,6 +19,7 @@ from torch import nn
 
 from beyond_imagenet.io_utils import atomic_torch_save
 from beyond_imagenet.models.catalogue import ModelSpec
+from beyond_imagenet.progress import RateReporter
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,8 @@ def build_zeroshot_weights(
     """Compute ``W`` [embed_dim, n_classes] in float32 following §1.4 steps 1-5."""
     templates = openai_templates()
     columns = []
+    progress = RateReporter(len(classnames), "zero-shot head", "classes")
+    progress.start()
     for start in range(0, len(classnames), CLASSES_PER_TEXT_BATCH):
         names = classnames[start : start + CLASSES_PER_TEXT_BATCH]
         prompts = [template(name) for name in names for template in templates]
@@ -78,6 +81,7 @@ def build_zeroshot_weights(
         embeddings = clip_model.encode_text(tokens).float()
         embeddings = nn.functional.normalize(embeddings, dim=-1).view(len(names), len(templates), -1)
         columns.append(nn.functional.normalize(embeddings.mean(dim=1), dim=-1))
+        progress.update(len(names))
     return torch.cat(columns).T.contiguous().cpu()
 
 
