@@ -82,7 +82,11 @@ def test_invalid_yaml_is_a_params_error(tmp_path):
         (with_changes(models="vit_sup"), "models", "'vit_sup'"),
         (with_changes(models=["vit_sup", 3]), "models[1]", "3"),
         (with_changes(datasets={"demo_val": {"path": 3}}), "datasets.demo_val.path", "3"),
-        (with_changes(datasets={"demo_val": {"path": "x", "label_space": "in1k"}}), "datasets.demo_val.label_space", "'in1k'"),
+        (
+            with_changes(datasets={"demo_val": {"path": "x", "label_space": "in1k"}}),
+            "datasets.demo_val.label_space",
+            "'in1k'",
+        ),
         (with_changes(datasets=["demo_val"]), "datasets", "['demo_val']"),
         (with_changes(tracking={"enabled": "yes please"}), "tracking.enabled", "'yes please'"),
         (with_changes(analyses={"calibration": {"n_bins": "15"}}), "analyses.calibration.n_bins", "'15'"),
@@ -201,7 +205,9 @@ def test_num_workers_accepts_auto_and_non_negative_ints(value):
     assert type(params.inference.num_workers) is type(value)
 
 
-@pytest.mark.parametrize(("value", "pattern"), [(-1, ">= 0 or 'auto'"), ("all", "an integer or 'auto'"), (2.0, "an integer")])
+@pytest.mark.parametrize(
+    ("value", "pattern"), [(-1, ">= 0 or 'auto'"), ("all", "an integer or 'auto'"), (2.0, "an integer")]
+)
 def test_num_workers_rejects_other_values(value, pattern):
     with pytest.raises(ParamsError) as info:
         parse_params(with_changes(inference={"num_workers": value}))

@@ -294,13 +294,13 @@ def test_subset_keeps_exactly_its_columns_in_order(imagenet_logits):
     )
     out = label_space_logits(cache)
     assert out.shape == (5, 3)
-    np.testing.assert_array_equal(out, np.stack([imagenet_logits[:, 3], imagenet_logits[:, 7], imagenet_logits[:, 900]], 1))
+    np.testing.assert_array_equal(
+        out, np.stack([imagenet_logits[:, 3], imagenet_logits[:, 7], imagenet_logits[:, 900]], 1)
+    )
 
 
 def test_column_order_follows_the_label_space(imagenet_logits):
-    cache = make_cache(
-        imagenet_logits, {"kind": "imagenet1k"}, {"kind": "custom", "imagenet_columns": [900, 3]}
-    )
+    cache = make_cache(imagenet_logits, {"kind": "imagenet1k"}, {"kind": "custom", "imagenet_columns": [900, 3]})
     np.testing.assert_array_equal(label_space_logits(cache), imagenet_logits[:, [900, 3]])
 
 
@@ -321,6 +321,20 @@ def test_label_space_output_is_unchanged():
 def test_subset_without_columns_is_a_cache_format_error(imagenet_logits, label_space):
     cache = make_cache(imagenet_logits, {"kind": "imagenet1k"}, label_space)
     with pytest.raises(CacheFormatError, match="imagenet_columns"):
+        label_space_logits(cache)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG analyses/common.py label_space_logits does not range-check imagenet_columns: -1 silently "
+    "selects column 999 and 1000 raises a bare IndexError instead of CacheFormatError",
+)
+@pytest.mark.parametrize("columns", [[3, -1], [3, 1000]])
+def test_out_of_range_columns_are_a_cache_format_error(imagenet_logits, columns):
+    cache = make_cache(
+        imagenet_logits, {"kind": "imagenet1k"}, {"kind": "imagenet_subset", "imagenet_columns": columns}
+    )
+    with pytest.raises(CacheFormatError):
         label_space_logits(cache)
 
 
