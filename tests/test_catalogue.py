@@ -131,11 +131,28 @@ def test_generic_timm_id_with_tag():
     assert (spec.mean, spec.std, spec.input_size) == (IMAGENET_MEAN, IMAGENET_STD, 224)
 
 
-def test_generic_timm_id_without_tag_is_random_init():
+def test_generic_timm_id_without_tag_takes_timms_default_weights():
+    # as timm.create_model(arch, pretrained=True) does
     spec = resolve_model("timm:vit_tiny_patch16_224")
-    assert spec.weights is None and not spec.pretrained
+    assert spec.weights == "augreg_in21k_ft_in1k" and spec.pretrained
     assert spec.family == "vit"
-    assert spec.weights_id == "timm:vit_tiny_patch16_224 (random init)"
+    assert spec.weights_id == "timm:vit_tiny_patch16_224.augreg_in21k_ft_in1k"
+
+
+def test_timm_architecture_without_any_weights_is_random_init():
+    spec = resolve_model("timm:coatnet_0_224")
+    assert spec.weights is None and spec.weights_id == "timm:coatnet_0_224 (random init)"
+
+
+def test_squash_resize_mode_stretches_without_cropping():
+    spec = resolve_preprocessing(resolve_model("open_clip:ViT-H-14@dfn5b"), "native")
+    assert spec.resize_mode == "squash"
+    image = Image.new("RGB", (300, 100), (255, 0, 0))
+    image.paste((0, 0, 255), (0, 0, 30, 100))  # blue strip: 10% of the width survives only without a crop
+    tensor = build_transform(spec)(image)
+    assert tuple(tensor.shape) == (3, 224, 224)
+    blue = tensor[2] > tensor[0]
+    assert blue[:, :15].all() and not blue[:, 30:].any()
 
 
 def test_generic_open_clip_id():
@@ -180,21 +197,11 @@ def test_open_clip_id_without_tag_is_a_user_error():
         resolve_model("open_clip:ViT-B-16")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG catalogue._timm_spec: 'timm:convnext_base.' (empty tag after the dot) escapes as timm's "
-    "RuntimeError 'Invalid pretrained tag ()' instead of a UserError",
-)
 def test_empty_timm_tag_is_a_user_error():
     with pytest.raises(UserError):
         resolve_model("timm:convnext_base.")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG catalogue._timm_spec: timm's deprecated alias deit3_base_patch16_224_in21ft1k (PROTOCOL §1.1 "
-    "'old alias') passes timm.is_model, gets weights=None and silently resolves to a random-init model",
-)
 def test_deprecated_timm_alias_is_not_silently_random_init():
     try:
         spec = resolve_model("timm:deit3_base_patch16_224_in21ft1k")
@@ -203,11 +210,6 @@ def test_deprecated_timm_alias_is_not_silently_random_init():
     assert spec.weights_id == CATALOGUE["vit_sup"].weights_id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG catalogue._guess_family: _VIT_PATTERN is case-sensitive, so OpenCLIP's EVA01/EVA02 ViTs "
-    "get family 'other' (timm's lower-case eva02_* names do get 'vit')",
-)
 def test_open_clip_eva_is_a_vit():
     assert resolve_model("timm:eva02_base_patch14_224.mim_in22k").family == "vit"
     assert resolve_model("open_clip:EVA02-B-16@merged2b_s8b_b131k").family == "vit"
@@ -303,11 +305,6 @@ def test_native_preprocessing_of_clip_is_open_clip_eval_transform():
     assert (spec.mean, spec.std) == (OPENAI_CLIP_MEAN, OPENAI_CLIP_STD)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG preprocessing._native_open_clip_spec hard-codes bicubic + shortest-side resize and ignores "
-    "the pretrained cfg's interpolation (MobileCLIP-S1@datacompdr: bilinear) and resize_mode (squash)",
-)
 def test_native_open_clip_preprocessing_uses_pretrained_interpolation():
     import open_clip
 

@@ -324,11 +324,6 @@ def test_subset_without_columns_is_a_cache_format_error(imagenet_logits, label_s
         label_space_logits(cache)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG analyses/common.py label_space_logits does not range-check imagenet_columns: -1 silently "
-    "selects column 999 and 1000 raises a bare IndexError instead of CacheFormatError",
-)
 @pytest.mark.parametrize("columns", [[3, -1], [3, 1000]])
 def test_out_of_range_columns_are_a_cache_format_error(imagenet_logits, columns):
     cache = make_cache(

@@ -53,7 +53,10 @@ def label_space_logits(cache: InferenceCache) -> np.ndarray:
             f"{cache.path}: label space {label.get('kind')!r} has no one-to-one imagenet_columns, so ImageNet "
             "logits cannot be restricted to its classes (docs/cache.md)"
         )
-    return logits[:, np.asarray(columns, dtype=np.int64)]
+    columns = np.asarray(columns)
+    if not np.issubdtype(columns.dtype, np.integer) or columns.min() < 0 or columns.max() >= 1000:
+        raise CacheFormatError(f"{cache.path}: label_space.imagenet_columns must be integers in 0..999")
+    return logits[:, columns.astype(np.int64)]
 
 
 def check_targets(cache: InferenceCache, n_classes: int) -> None:

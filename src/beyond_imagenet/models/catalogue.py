@@ -204,7 +204,7 @@ DEMO_MODELS: dict[str, ModelSpec] = {
 
 CATALOGUE: dict[str, ModelSpec] = {**PAPER_MODELS, **DEMO_MODELS}
 
-_VIT_PATTERN = re.compile(r"(vit|deit|beit|eva|swin|xcit|cait|pit|levit|mvit|coat|twins|tnt|crossvit|ViT)")
+_VIT_PATTERN = re.compile(r"(vit|deit|beit|eva|swin|xcit|cait|pit|levit|mvit|coat|twins|tnt|crossvit)", re.IGNORECASE)
 _CONV_PATTERN = re.compile(
     r"(convnext|resnet|resnext|regnet|efficientnet|mobilenet|densenet|vgg|inception|rn\d|RN\d|nfnet|ghostnet)",
     re.IGNORECASE,
@@ -219,29 +219,46 @@ def _guess_family(architecture: str) -> Family:
     return "other"
 
 
-def _timm_spec(model_id: str, name: str) -> ModelSpec:
+def _timm_name_and_tag(model_id: str, name: str) -> tuple[str, str | None]:
+    """Split ``arch[.tag]``; old aliases map to their weights; no tag = timm's default pretrained tag."""
     import timm  # imported here so listing the catalogue stays fast
+    from timm.models import get_deprecated_models
 
-    architecture, _, tag = name.partition(".")
+    name = get_deprecated_models().get(name, name)  # e.g. deit3_base_patch16_224_in21ft1k -> .fb_in22k_ft_in1k
+    architecture, dot, tag = name.partition(".")
+    if dot and not tag:
+        raise UserError(f"{model_id!r} ends with an empty pretrained tag; use timm:<arch> or timm:<arch>.<tag>")
     if not timm.is_model(architecture):
         raise UnknownNameError("timm model", architecture, timm.list_models())
     tagged = timm.list_pretrained(f"{architecture}.*")
     if tag and name not in tagged:
         raise UnknownNameError(f"pretrained tag of timm:{architecture}", name, tagged)
-    pretrained_cfg = timm.models.get_pretrained_cfg(name)
+    if not tag:
+        # As timm.create_model(arch, pretrained=True): the architecture's default weights, if it has any.
+        default = timm.models.get_pretrained_cfg(architecture)
+        has_weights = default is not None and bool(default.hf_hub_id or default.url or default.file)
+        tag = default.tag if has_weights else ""
+    return architecture, tag or None
+
+
+def _timm_spec(model_id: str, name: str) -> ModelSpec:
+    import timm
+
+    architecture, tag = _timm_name_and_tag(model_id, name)
+    pretrained_cfg = timm.models.get_pretrained_cfg(f"{architecture}.{tag}" if tag else architecture)
     cfg = pretrained_cfg.to_dict() if pretrained_cfg is not None else {}
     size = int(cfg.get("input_size", (3, 224, 224))[-1])
     return ModelSpec(
         id=model_id,
         source="timm",
         architecture=architecture,
-        weights=tag or None,
+        weights=tag,
         family=_guess_family(architecture),
         paradigm="supervised",
         input_size=size,
         mean=tuple(cfg.get("mean", IMAGENET_MEAN)),
         std=tuple(cfg.get("std", IMAGENET_STD)),
-        description=f"timm {name}" + ("" if tag else " (random init: no pretrained tag given)"),
+        description=f"timm {architecture}" + (f".{tag}" if tag else " (random init: no pretrained weights exist)"),
     )
 
 

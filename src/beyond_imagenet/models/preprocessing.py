@@ -18,7 +18,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from beyond_imagenet.errors import UnknownNameError
+from beyond_imagenet.errors import UnknownNameError, UserError
 from beyond_imagenet.models.catalogue import ModelSpec
 
 PreprocessingMode = Literal["paper", "native"]
@@ -28,7 +28,11 @@ PAPER_SUPERVISED_CROP_PCT = 0.875
 
 @dataclass(frozen=True)
 class PreprocessSpec:
-    """A fully resolved eval transform: shorter-side resize, centre crop, normalisation (PIL backend)."""
+    """A fully resolved eval transform (PIL backend).
+
+    ``resize_mode`` ``shortest``: resize the shorter side to ``resize``, centre-crop ``crop``;
+    ``squash``: resize both sides to ``crop`` (aspect ratio not kept, no crop), as some OpenCLIP models do.
+    """
 
     mode: str
     resize: int
@@ -38,6 +42,7 @@ class PreprocessSpec:
     std: tuple[float, float, float]
     antialias: bool = True
     backend: str = "pil"
+    resize_mode: Literal["shortest", "squash"] = "shortest"
 
     def key(self) -> str:
         """Short stable hash: models with equal keys share one preprocessed tensor per image."""
@@ -75,8 +80,19 @@ def _native_timm_spec(model: ModelSpec) -> PreprocessSpec:
 
 
 def _native_open_clip_spec(model: ModelSpec) -> PreprocessSpec:
-    # open_clip's eval transform: Resize(size, bicubic, shortest side) + CenterCrop(size).
-    return PreprocessSpec("native", model.input_size, model.input_size, "bicubic", model.mean, model.std)
+    """open_clip's eval transform from the pretrained cfg: interpolation and resize mode (default shortest)."""
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(model.architecture, model.weights) or {}
+    interpolation = cfg.get("interpolation", "bicubic")
+    resize_mode = cfg.get("resize_mode", "shortest")
+    if interpolation not in ("bilinear", "bicubic") or resize_mode not in ("shortest", "squash"):
+        raise UserError(
+            f"{model.id}: open_clip's native transform uses interpolation={interpolation!r}, "
+            f"resize_mode={resize_mode!r}, which beyond-imagenet does not reproduce; use preprocessing: paper"
+        )
+    size = model.input_size
+    return PreprocessSpec("native", size, size, interpolation, model.mean, model.std, resize_mode=resize_mode)
 
 
 def resolve_preprocessing(model: ModelSpec, mode: str = "paper") -> PreprocessSpec:
@@ -102,11 +118,11 @@ def build_transform(spec: PreprocessSpec):
         "bilinear": transforms.InterpolationMode.BILINEAR,
         "bicubic": transforms.InterpolationMode.BICUBIC,
     }[spec.interpolation]
-    return transforms.Compose(
-        [
+    if spec.resize_mode == "squash":
+        geometry = [transforms.Resize((spec.crop, spec.crop), interpolation=interpolation, antialias=spec.antialias)]
+    else:
+        geometry = [
             transforms.Resize(spec.resize, interpolation=interpolation, antialias=spec.antialias),
             transforms.CenterCrop(spec.crop),
-            transforms.ToTensor(),
-            transforms.Normalize(spec.mean, spec.std),
         ]
-    )
+    return transforms.Compose([*geometry, transforms.ToTensor(), transforms.Normalize(spec.mean, spec.std)])
