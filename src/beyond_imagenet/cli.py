@@ -92,6 +92,11 @@ def cmd_infer(args: argparse.Namespace) -> None:
         print(f"{job.dataset.name} / {job.spec.id}: {job.path}")
 
 
+def _print_record(record) -> None:
+    shown = ", ".join(f"{k.rsplit('/', 1)[-1]}={v:.4g}" for k, v in record.metrics.items())
+    print(f"{record.analysis:12s} {record.dataset:14s} {record.model_id:28s} {shown}")
+
+
 def cmd_analyze(args: argparse.Namespace) -> None:
     from beyond_imagenet.analyses.registry import resolve_analyses, run_analyses
     from beyond_imagenet.config import load_params
@@ -102,8 +107,7 @@ def cmd_analyze(args: argparse.Namespace) -> None:
         resolve_analyses(names)  # unknown names fail before any cache is read
     records = run_analyses(params, names)
     for record in records:
-        shown = ", ".join(f"{k.rsplit('/', 1)[-1]}={v:.4g}" for k, v in record.metrics.items())
-        print(f"{record.analysis:12s} {record.dataset:14s} {record.model_id:28s} {shown}")
+        _print_record(record)
     if not args.no_mlflow:
         from beyond_imagenet.tracking.mlflow_logger import log_records
 
@@ -112,27 +116,26 @@ def cmd_analyze(args: argparse.Namespace) -> None:
 
 
 def cmd_analyze_cache(args: argparse.Namespace) -> None:
-    from beyond_imagenet.analyses.accuracy import analyse_accuracy
-    from beyond_imagenet.analyses.calibration import analyse_calibration, save_calibration_figures
-    from beyond_imagenet.analyses.registry import record_path
+    from beyond_imagenet.analyses.registry import ANALYSES, record_path
+    from beyond_imagenet.config import parse_params
     from beyond_imagenet.inference.cache import load_cache
     from beyond_imagenet.io_utils import atomic_write_json
 
     caches = [load_cache(path) for path in args.cache_dirs]
-    records = [analyse_accuracy(cache) for cache in caches]
-    calibration = [analyse_calibration(cache, args.n_bins) for cache in caches]
-    by_dataset: dict[str, list] = {}
-    for record, panel in calibration:
-        by_dataset.setdefault(record.dataset, []).append((record, panel))
-    for dataset, pairs in by_dataset.items():
-        save_calibration_figures([p for _, p in pairs], [r for r, _ in pairs], dataset, args.out)
-    records += [record for record, _ in calibration]
-    for record in records:
-        atomic_write_json(record_path(args.out, record), record.as_dict())
-        print(
-            f"{record.analysis:12s} {record.dataset:14s} {record.model_id:28s} "
-            + ", ".join(f"{k.rsplit('/', 1)[-1]}={v:.4g}" for k, v in record.metrics.items())
-        )
+    settings = parse_params(
+        {
+            "models": sorted({c.model_id for c in caches}),
+            "datasets": {},
+            "analyses": {"calibration": {"n_bins": args.n_bins}},
+            "tracking": {"enabled": False},
+            "results_dir": str(args.out),
+        }
+    )
+    for dataset in dict.fromkeys(c.dataset for c in caches):
+        for spec in ANALYSES.values():
+            for record in spec.run([c for c in caches if c.dataset == dataset], settings):
+                atomic_write_json(record_path(args.out, record), record.as_dict())
+                _print_record(record)
 
 
 def cmd_report(args: argparse.Namespace) -> None:

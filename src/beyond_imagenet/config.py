@@ -112,12 +112,11 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             return value
         raise ParamsError(f"params: {where} must be {_type_name(tp)}, got {value!r}")
     if origin in (typing.Union, types.UnionType):
-        errors = []
         for option in typing.get_args(tp):
             try:
                 return _convert(value, option, where)
-            except ParamsError as err:
-                errors.append(err)
+            except ParamsError:
+                continue
         raise ParamsError(f"params: {where} must be {_type_name(tp)}, got {value!r} ({type(value).__name__})")
     if origin is list:
         if not isinstance(value, list):

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from beyond_imagenet.errors import CacheFormatError, NonFiniteLogitsError
-from beyond_imagenet.io_utils import atomic_save_npy, atomic_write_json
+from beyond_imagenet.io_utils import atomic_open, atomic_save_npy, atomic_write_json
 
 CACHE_FORMAT_VERSION = 1
 META_FILE = "meta.json"
@@ -163,8 +163,6 @@ class PartialChunks:
 
     def write(self, chunk: int, indices: np.ndarray, logits: np.ndarray, features: np.ndarray, failed: list) -> None:
         """Save one chunk atomically; ``failed`` lists [dataset index, reason] of undecodable images."""
-        from beyond_imagenet.io_utils import atomic_open
-
         with atomic_open(self.chunk_file(chunk)) as handle:
             np.savez(
                 handle,
