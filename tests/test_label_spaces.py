@@ -211,7 +211,7 @@ def test_imagenet_val_with_wrong_class_count(tmp_path):
         resolve_dataset("imagenet_val", DatasetConfig(path=str(root)))
     message = str(info.value)
     assert "found 3 class folders" in message and "1000" in message
-    assert "kind: image_folder" in message
+    assert "check_size: false" in message
 
 
 def test_unknown_dataset_name_without_kind(tmp_path):

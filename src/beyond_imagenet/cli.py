@@ -71,15 +71,16 @@ def cmd_make_demo_data(args: argparse.Namespace) -> None:
 
 def cmd_verify_data(args: argparse.Namespace) -> None:
     from beyond_imagenet.config import load_params
-    from beyond_imagenet.data.registry import resolve_dataset
+    from beyond_imagenet.data.registry import resolve_datasets
     from beyond_imagenet.io_utils import atomic_write_json
 
     params = load_params(args.params)
     for name, config in params.datasets.items():
-        dataset = resolve_dataset(name, config)
-        manifest = dataset.manifest()
-        atomic_write_json(Path(args.out) / f"{name}.json", manifest)
-        print(f"{name}: {manifest['n_images']} images, {manifest['n_classes']} classes ({dataset.label_space.kind}) ok")
+        manifests = [dataset.manifest() for dataset in resolve_datasets(name, config)]
+        atomic_write_json(Path(args.out) / f"{name}.json", manifests[0] if len(manifests) == 1 else manifests)
+        n_images = sum(m["n_images"] for m in manifests)
+        variants = f" in {len(manifests)} variants" if len(manifests) > 1 else ""
+        print(f"{name}: {n_images} images{variants}, {manifests[0]['n_classes']} classes ok")
 
 
 def cmd_infer(args: argparse.Namespace) -> None:

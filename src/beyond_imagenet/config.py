@@ -31,6 +31,12 @@ class DatasetConfig:
     class_folders: Literal["wnid", "integer", "any"] | None = None
     classnames_file: str | None = None  # custom label spaces: JSON {class_id: name}
     imagenet_map_file: str | None = None  # custom label spaces: JSON {class_id: [imagenet indices]}
+    # False: accept fewer images or classes than the registered kind has (a subset, or a demo stand-in);
+    # the manifest then says `complete: false`.
+    check_size: bool = True
+    # model: each model's own resize + crop (PROTOCOL §1.3); none: ToTensor + normalisation only, for
+    # images already at the model's input size (cue-conflict §6, ImageNet-C §7.8 default).
+    geometry: Literal["model", "none"] | None = None
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -25,17 +26,30 @@ from beyond_imagenet.data.label_space import (
 )
 from beyond_imagenet.errors import DatasetLayoutError, UnknownNameError, UserError
 
+Layout = Literal["class_folders", "imagenet_c", "pug"]
+
+IMAGENET_C_CORRUPTIONS = (
+    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
+    "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression",
+)  # fmt: skip
+IMAGENET_C_SEVERITIES = (1, 2, 3, 4, 5)
+PUG_CLASS_MAP_FILE = "class_to_imagenet_idx.json"
+
 
 @dataclass(frozen=True)
 class DatasetKind:
-    """Defaults for a family of on-disk datasets."""
+    """Defaults and expectations for a family of on-disk datasets (PROTOCOL §2.1)."""
 
     name: str
     description: str
     label_space: str
     class_folders: str
-    expected_images: int | None = None
+    layout: Layout = "class_folders"
+    expected_images: int | None = None  # per variant for ImageNet-C, in total for PUG
     expected_classes: int | None = None
+    official_wnids: str | None = None  # timm's list of the 200 wnids of IN-A / IN-R
+    geometry: str = "model"
+    side_files: tuple[str, ...] = ()
 
 
 DATASET_KINDS: dict[str, DatasetKind] = {
@@ -48,6 +62,67 @@ DATASET_KINDS: dict[str, DatasetKind] = {
             "wnid",
             expected_images=50_000,
             expected_classes=1000,
+        ),
+        DatasetKind(
+            "imagenet_v2",
+            "ImageNetV2 matched-frequency, <k>/*.jpeg with k = 0..999 the ImageNet index (§7.2)",
+            "imagenet1k",
+            "integer",
+            expected_images=10_000,
+            expected_classes=1000,
+        ),
+        DatasetKind(
+            "imagenet_a",
+            "ImageNet-A, <wnid>/*.jpg, 200 classes; logits masked to them (§2.2, §7.3)",
+            "imagenet_subset",
+            "wnid",
+            expected_images=7_500,
+            expected_classes=200,
+            official_wnids="imagenet_a_synsets.txt",
+        ),
+        DatasetKind(
+            "imagenet_r",
+            "ImageNet-R, <wnid>/*.jpg, 200 classes; logits masked to them (§2.2, §7.4)",
+            "imagenet_subset",
+            "wnid",
+            expected_images=30_000,
+            expected_classes=200,
+            official_wnids="imagenet_r_synsets.txt",
+        ),
+        DatasetKind(
+            "imagenet_sketch",
+            "ImageNet-Sketch, sketch/<wnid>/*, 1000 classes (§7.5)",
+            "imagenet1k",
+            "wnid",
+            expected_images=50_889,
+            expected_classes=1000,
+        ),
+        DatasetKind(
+            "imagenet_c",
+            "ImageNet-C, <corruption>/<severity 1..5>/<wnid>/*.JPEG, 15 x 5 sets of 224 px images (§7.8)",
+            "imagenet1k",
+            "wnid",
+            layout="imagenet_c",
+            expected_images=50_000,
+            expected_classes=1000,
+            geometry="none",
+        ),
+        DatasetKind(
+            "pug_imagenet",
+            "PUG-ImageNet, <Factor>/<PUGClass>/<image> + class_to_imagenet_idx.json (§4)",
+            "pug",
+            "any",
+            layout="pug",  # 88,328 renders in all; the factor subsets' sizes are not published, so not checked
+            side_files=(PUG_CLASS_MAP_FILE,),
+        ),
+        DatasetKind(
+            "cue_conflict",
+            "Geirhos cue-conflict stimuli, <shape>/<shape>N-<texture>M.png, 16 x 80 images at 224 px (§6)",
+            "cue_conflict",
+            "any",
+            expected_images=1_280,
+            expected_classes=16,
+            geometry="none",
         ),
         DatasetKind(
             "demo_val",
@@ -67,7 +142,7 @@ DATASET_KINDS: dict[str, DatasetKind] = {
 
 @dataclass(frozen=True)
 class ImageDataset:
-    """A scanned dataset: samples in a fixed order, their targets in ``label_space`` and a manifest."""
+    """A scanned dataset (one variant of it): samples in a fixed order, targets in ``label_space``, manifest."""
 
     name: str
     kind: str
@@ -75,9 +150,16 @@ class ImageDataset:
     samples: tuple[FolderSample, ...]
     targets: np.ndarray
     label_space: LabelSpace
+    variant: str | None = None  # e.g. "fog/3" for ImageNet-C, "Worlds" for PUG
+    geometry: str = "model"
+    complete: bool = True
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}/{self.variant}" if self.variant else self.name
 
     @property
     def sample_ids(self) -> list[str]:
@@ -94,11 +176,14 @@ class ImageDataset:
     def manifest(self) -> dict:
         return {
             "name": self.name,
+            "variant": self.variant,
             "kind": self.kind,
             "root": str(self.root),
             "n_images": len(self.samples),
             "n_classes": self.label_space.n_classes,
             "label_space": self.label_space.as_record(),
+            "geometry": self.geometry,
+            "complete": self.complete,
             "files_sha256": self.manifest_sha256(),
         }
 
@@ -115,7 +200,7 @@ def _read_json_file(path: str | None, what: str) -> dict | None:
         raise UserError(f"{what} {file} is not valid JSON: {err}") from err
 
 
-def _label_space(kind: str, class_ids: list[str], config: DatasetConfig) -> LabelSpace:
+def _label_space(kind: str, class_ids: list[str], config: DatasetConfig, root: Path) -> LabelSpace:
     if kind == "imagenet1k":
         known = set(imagenet_wnids())
         unknown = [c for c in class_ids if c not in known]
@@ -124,6 +209,27 @@ def _label_space(kind: str, class_ids: list[str], config: DatasetConfig) -> Labe
         return imagenet1k_space()
     if kind == "imagenet_subset":
         return imagenet_subset_space(class_ids)
+    if kind == "cue_conflict":
+        from beyond_imagenet.analyses.shape_bias import CATEGORY_INDICES
+
+        unknown = sorted(set(class_ids) - set(CATEGORY_INDICES))
+        if unknown:
+            raise DatasetLayoutError(
+                f"{root}: cue-conflict shape folders must be the 16 categories ({', '.join(CATEGORY_INDICES)}); "
+                f"found {', '.join(unknown)}"
+            )
+        return custom_space(list(CATEGORY_INDICES), imagenet_map={c: list(v) for c, v in CATEGORY_INDICES.items()})
+    if kind == "pug":
+        from beyond_imagenet.analyses.pug import load_class_map
+
+        class_map = load_class_map(root / PUG_CLASS_MAP_FILE)
+        unknown = sorted(set(class_ids) - set(class_map))
+        if unknown:
+            raise DatasetLayoutError(
+                f"{root}: PUG class folders not in {PUG_CLASS_MAP_FILE}: {', '.join(unknown[:5])} "
+                "(folder names must equal its keys exactly, e.g. 'Kangarou', 'Table_Lamb')"
+            )
+        return custom_space(sorted(class_map), imagenet_map=class_map)
     return custom_space(
         class_ids,
         _read_json_file(config.classnames_file, "classnames file"),
@@ -140,27 +246,62 @@ def dataset_kind(name: str, config: DatasetConfig) -> DatasetKind:
     return DATASET_KINDS[kind_name]
 
 
-def _check_expected_size(name: str, kind: DatasetKind, n_images: int, n_classes: int, root: Path) -> None:
-    if kind.expected_classes is not None and n_classes != kind.expected_classes:
-        raise DatasetLayoutError(
-            f"dataset {name!r} at {root}: found {n_classes} class folders, {kind.name} has "
-            f"{kind.expected_classes}. Point `path` at the complete dataset, or use kind: image_folder for a subset."
-        )
+def _official_wnids(filename: str) -> set[str]:
+    import timm.data
+
+    path = Path(timm.data.__file__).parent / "_info" / filename
+    return set(path.read_text().split())
+
+
+def _size_problems(kind: DatasetKind, n_images: int, class_ids: list[str]) -> list[str]:
+    problems = []
+    if kind.expected_classes is not None and len(class_ids) != kind.expected_classes:
+        problems.append(f"found {len(class_ids)} class folders, {kind.name} has {kind.expected_classes}")
     if kind.expected_images is not None and n_images != kind.expected_images:
+        problems.append(f"found {n_images} images, {kind.name} has {kind.expected_images}")
+    if kind.official_wnids:
+        extra = sorted(set(class_ids) - _official_wnids(kind.official_wnids))
+        if extra:
+            problems.append(f"class folders outside the official {kind.name} classes: {', '.join(extra[:5])}")
+    return problems
+
+
+def _variant_roots(name: str, kind: DatasetKind, root: Path, check_size: bool) -> list[tuple[str | None, Path]]:
+    """(variant, directory) pairs: one for plain folders, 15 x 5 for ImageNet-C, one per factor for PUG."""
+    if kind.layout == "imagenet_c":
+        expected = [(f"{c}/{s}", root / c / str(s)) for c in IMAGENET_C_CORRUPTIONS for s in IMAGENET_C_SEVERITIES]
+    elif kind.layout == "pug":
+        from beyond_imagenet.analyses.pug import PUG_FACTORS
+
+        expected = [(factor, root / factor) for factor in PUG_FACTORS]
+    else:
+        return [(None, root)]
+    if not root.is_dir():
+        raise DatasetLayoutError(f"dataset {name!r}: directory {root} does not exist ({kind.description})")
+    missing = [variant for variant, directory in expected if not directory.is_dir()]
+    if missing and (check_size or len(missing) == len(expected)):
         raise DatasetLayoutError(
-            f"dataset {name!r} at {root}: found {n_images} images, {kind.name} has {kind.expected_images}. "
-            "Some files are missing or extra; use kind: image_folder to run on a subset on purpose."
+            f"dataset {name!r} at {root}: {len(missing)} of {len(expected)} sub-folders missing, e.g. "
+            f"{', '.join(missing[:5])}. Expected layout: {kind.description}. "
+            "Set check_size: false to run on the ones present."
         )
+    return [(variant, directory) for variant, directory in expected if directory.is_dir()]
 
 
-def resolve_dataset(name: str, config: DatasetConfig) -> ImageDataset:
-    """Scan and validate the dataset ``name`` of params.yaml; no model is touched."""
-    kind = dataset_kind(name, config)
-    root = Path(config.path)
-    samples = scan_class_folders(root, config.class_folders or kind.class_folders)
+def _check_side_files(name: str, kind: DatasetKind, root: Path) -> None:
+    for side in kind.side_files:
+        if not (root / side).is_file():
+            raise DatasetLayoutError(
+                f"dataset {name!r}: required side file {root / side} is missing ({kind.description})"
+            )
+
+
+def _scan_variant(name: str, kind: DatasetKind, config: DatasetConfig, root: Path, label_root: Path):
+    rule = config.class_folders or kind.class_folders
+    samples = scan_class_folders(root, rule)
     class_ids = sorted({s.class_id for s in samples}, key=lambda c: (int(c), c) if c.isdigit() else (0, c))
     label_kind = config.label_space or kind.label_space
-    if (config.class_folders or kind.class_folders) == "integer" and label_kind != "custom":
+    if rule == "integer" and label_kind != "custom":
         # ImageNetV2 layout: the folder name *is* the ImageNet index ("7" and "0007" alike), never its sort rank
         indices = [int(s.class_id) for s in samples]
         if not all(0 <= i < 1000 for i in indices):
@@ -168,8 +309,37 @@ def resolve_dataset(name: str, config: DatasetConfig) -> ImageDataset:
         label_space = imagenet1k_space()
         targets = np.array(indices, dtype=np.int64)
     else:
-        label_space = _label_space(label_kind, class_ids, config)
+        label_space = _label_space(label_kind, class_ids, config, label_root)
         position = {c: i for i, c in enumerate(label_space.class_ids)}
         targets = np.array([position[s.class_id] for s in samples], dtype=np.int64)
-    _check_expected_size(name, kind, len(samples), len(class_ids), root)
-    return ImageDataset(name, kind.name, root, tuple(samples), targets, label_space)
+    return samples, targets, label_space, _size_problems(kind, len(samples), class_ids)
+
+
+def resolve_datasets(name: str, config: DatasetConfig) -> list[ImageDataset]:
+    """Scan and validate the dataset ``name`` of params.yaml (all its variants); no model is touched."""
+    kind = dataset_kind(name, config)
+    root = Path(config.path)
+    _check_side_files(name, kind, root)
+    datasets = []
+    for variant, directory in _variant_roots(name, kind, root, config.check_size):
+        samples, targets, label_space, problems = _scan_variant(name, kind, config, directory, root)
+        if problems and config.check_size:
+            raise DatasetLayoutError(
+                f"dataset {name!r} at {directory}: {'; '.join(problems)}. Point `path` at the complete dataset, "
+                "or set check_size: false to run on a subset on purpose."
+            )
+        geometry = config.geometry or kind.geometry
+        datasets.append(
+            ImageDataset(
+                name, kind.name, directory, tuple(samples), targets, label_space, variant, geometry, not problems
+            )
+        )
+    return datasets
+
+
+def resolve_dataset(name: str, config: DatasetConfig) -> ImageDataset:
+    """A dataset with a single variant (plain class folders)."""
+    datasets = resolve_datasets(name, config)
+    if len(datasets) != 1:
+        raise UserError(f"dataset {name!r} has {len(datasets)} variants; use resolve_datasets")
+    return datasets[0]

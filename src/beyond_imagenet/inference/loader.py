@@ -37,10 +37,21 @@ class DecodeOnceDataset(Dataset):
             self._transforms = {key: build_transform(spec) for key, spec in self.specs.items()}
         return self._transforms
 
+    def _check_size(self, size: tuple[int, int], index: int) -> None:
+        """Without resize and crop (geometry none), every image must already be the model's input size."""
+        for spec in self.specs.values():
+            if spec.resize_mode == "none" and size != (spec.crop, spec.crop):
+                raise ImageDecodeError(
+                    self.paths[index],
+                    f"image is {size[0]}x{size[1]}, but geometry 'none' feeds it unresized to a "
+                    f"{spec.crop}x{spec.crop} model; set geometry: model for this dataset",
+                )
+
     def __getitem__(self, position: int) -> dict:
         index = int(self.indices[position])
         try:
             image = decode_rgb(self.paths[index])
+            self._check_size(image.size, index)
             inputs = {key: transform(image) for key, transform in self._get_transforms().items()}
             error = ""
         except ImageDecodeError as err:

@@ -18,11 +18,11 @@ import numpy as np
 
 from beyond_imagenet.config import Params
 from beyond_imagenet.data.label_space import IMAGENET1K, LabelSpace
-from beyond_imagenet.data.registry import ImageDataset, resolve_dataset
+from beyond_imagenet.data.registry import ImageDataset, resolve_datasets
 from beyond_imagenet.errors import UnknownNameError, UserError
 from beyond_imagenet.inference.cache import PartialChunks, cache_path, config_hash, is_complete, write_cache
 from beyond_imagenet.models.catalogue import ModelSpec, resolve_model
-from beyond_imagenet.models.preprocessing import PreprocessSpec, resolve_preprocessing
+from beyond_imagenet.models.preprocessing import PreprocessSpec, resolve_preprocessing, without_geometry
 from beyond_imagenet.provenance import environment_record
 
 log = logging.getLogger(__name__)
@@ -84,13 +84,15 @@ def plan_jobs(params: Params, dataset_names: Sequence[str], model_ids: Sequence[
     for name in dataset_names:
         if name not in params.datasets:
             raise UnknownNameError("dataset", name, params.datasets)
-    datasets = [resolve_dataset(name, params.datasets[name]) for name in dataset_names]
+    datasets = [d for name in dataset_names for d in resolve_datasets(name, params.datasets[name])]
     jobs = []
     for dataset in datasets:
         manifest = dataset.manifest()
         for spec in specs:
             space = output_space(spec, dataset.label_space)
             prep = resolve_preprocessing(spec, params.inference.preprocessing)
+            if dataset.geometry == "none":
+                prep = without_geometry(prep)
             config = {
                 "model": {**spec.as_record(), "custom_config": spec.custom_config},
                 "preprocessing": prep.as_record(),
@@ -104,7 +106,7 @@ def plan_jobs(params: Params, dataset_names: Sequence[str], model_ids: Sequence[
                 from beyond_imagenet.models.zeroshot import head_key
 
                 config["zeroshot_head"] = head_key(spec, zeroshot_classnames(space, dataset.label_space))
-            path = cache_path(params.inference.cache_dir, dataset.name, spec.id)
+            path = cache_path(params.inference.cache_dir, dataset.name, spec.id, dataset.variant)
             digest = config_hash(config)
             jobs.append(CacheJob(dataset, spec, prep, space, path, config, digest, is_complete(path, digest)))
     return jobs
@@ -130,7 +132,7 @@ def _build_backbones(jobs: list[CacheJob], params: Params, device) -> dict[str, 
                 weights, info = load_or_build_zeroshot_weights(
                     spec, clip_model, names, Path(params.inference.cache_dir), device
                 )
-                heads[(model_id, job.dataset.name)] = weights
+                heads[(model_id, job.dataset.key)] = weights
                 job.head_info = info
             del clip_model  # the text tower is no longer needed
         backbones[model_id] = backbone
@@ -168,7 +170,7 @@ def _run_dataset_pass(
         for job in jobs:
             backbone = built["backbones"][job.spec.id]
             if job.spec.paradigm == "clip":
-                backbone.set_zeroshot_weights(built["heads"][(job.spec.id, dataset.name)])
+                backbone.set_zeroshot_weights(built["heads"][(job.spec.id, dataset.key)])
             backbones[job.spec.id] = backbone
         specs = {job.preprocessing.key(): job.preprocessing for job in jobs}
         module = MultiModelPredictor(backbones, {job.spec.id: job.preprocessing.key() for job in jobs})
@@ -180,8 +182,8 @@ def _run_dataset_pass(
             pin_memory=accelerator == "gpu",
         )
         models = ", ".join(job.spec.id for job in jobs)
-        progress = ProgressReporter(len(indices), f"infer {dataset.name}: {models}")
-        writer = ChunkWriter(partials, needed, chunk_sizes, chunk_size, dataset.sample_ids, dataset.name)
+        progress = ProgressReporter(len(indices), f"infer {dataset.key}: {models}")
+        writer = ChunkWriter(partials, needed, chunk_sizes, chunk_size, dataset.sample_ids, dataset.key)
         trainer = make_trainer(accelerator, params.inference.precision, [writer, progress, *callbacks])
         started = time.perf_counter()
         with torch.inference_mode():
@@ -205,7 +207,7 @@ def _finalise(job: CacheJob, partial: PartialChunks, params: Params, accelerator
     accounted = np.sort(np.concatenate([indices, np.array([i for i, _ in failed], dtype=np.int64)]))
     if not np.array_equal(accounted, np.arange(len(dataset))):
         raise RuntimeError(
-            f"{job.spec.id} on {dataset.name}: {len(accounted)} results for {len(dataset)} images; "
+            f"{job.spec.id} on {dataset.key}: {len(accounted)} results for {len(dataset)} images; "
             f"delete {job.path} and rerun"
         )
     failures = [
@@ -216,7 +218,7 @@ def _finalise(job: CacheJob, partial: PartialChunks, params: Params, accelerator
         listing = "\n".join(f"  {f['path']}: {f['reason']}" for f in failures[:50])
         more = f"\n  ... and {len(failures) - 50} more" if len(failures) > 50 else ""
         raise UserError(
-            f"{len(failures)} image(s) of dataset {dataset.name!r} could not be decoded:\n{listing}{more}\n"
+            f"{len(failures)} image(s) of dataset {dataset.key!r} could not be decoded:\n{listing}{more}\n"
             "Replace or remove them (then the dataset manifest changes and caches are recomputed), or set "
             "inference.bad_images: skip to leave them out; skipped images are listed in meta.json."
         )
@@ -273,8 +275,7 @@ def run_inference(
 
     device = torch.device("cuda" if accelerator == "gpu" else "cpu")
     built = _build_backbones(todo, params, device)
-    for name in dataset_names:
-        dataset_jobs = [job for job in todo if job.dataset.name == name]
-        if dataset_jobs:
-            _run_dataset_pass(dataset_jobs[0].dataset, dataset_jobs, built, params, accelerator, list(callbacks))
+    for key in dict.fromkeys(job.dataset.key for job in todo):
+        dataset_jobs = [job for job in todo if job.dataset.key == key]
+        _run_dataset_pass(dataset_jobs[0].dataset, dataset_jobs, built, params, accelerator, list(callbacks))
     return jobs

@@ -12,6 +12,7 @@ Every image is converted to RGB by the decoder before any of these steps.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -31,7 +32,8 @@ class PreprocessSpec:
     """A fully resolved eval transform (PIL backend).
 
     ``resize_mode`` ``shortest``: resize the shorter side to ``resize``, centre-crop ``crop``;
-    ``squash``: resize both sides to ``crop`` (aspect ratio not kept, no crop), as some OpenCLIP models do.
+    ``squash``: resize both sides to ``crop`` (aspect ratio not kept, no crop), as some OpenCLIP models do;
+    ``none``: no resize or crop, the image must already be ``crop`` x ``crop`` (cue-conflict, ImageNet-C).
     """
 
     mode: str
@@ -42,7 +44,7 @@ class PreprocessSpec:
     std: tuple[float, float, float]
     antialias: bool = True
     backend: str = "pil"
-    resize_mode: Literal["shortest", "squash"] = "shortest"
+    resize_mode: Literal["shortest", "squash", "none"] = "shortest"
 
     def key(self) -> str:
         """Short stable hash: models with equal keys share one preprocessed tensor per image."""
@@ -109,6 +111,11 @@ def resolve_preprocessing(model: ModelSpec, mode: str = "paper") -> PreprocessSp
     return _native_open_clip_spec(model)
 
 
+def without_geometry(spec: PreprocessSpec) -> PreprocessSpec:
+    """The same normalisation with no resize or crop, for datasets already at the input size (§6, §7.8)."""
+    return dataclasses.replace(spec, resize=spec.crop, resize_mode="none")
+
+
 def build_transform(spec: PreprocessSpec):
     """torchvision transform (PIL RGB image -> normalised float tensor [3, crop, crop]) for ``spec``."""
     from beyond_imagenet._compat import import_torchvision
@@ -118,7 +125,9 @@ def build_transform(spec: PreprocessSpec):
         "bilinear": transforms.InterpolationMode.BILINEAR,
         "bicubic": transforms.InterpolationMode.BICUBIC,
     }[spec.interpolation]
-    if spec.resize_mode == "squash":
+    if spec.resize_mode == "none":
+        geometry = []
+    elif spec.resize_mode == "squash":
         geometry = [transforms.Resize((spec.crop, spec.crop), interpolation=interpolation, antialias=spec.antialias)]
     else:
         geometry = [
