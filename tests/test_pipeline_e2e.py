@@ -88,6 +88,29 @@ def test_mlflow_runs_with_metrics_and_reliability_diagrams(demo_repo):
     accuracy = client.search_runs([experiment.experiment_id], "tags.analysis = 'accuracy'")
     assert len(accuracy) == 4 and all("accuracy/demo_val/top1" in r.data.metrics for r in accuracy)
     assert (demo_repo / "reports" / "summary.md").read_text().count("demo_random_") >= 4
+    expected = {
+        "robustness": "robustness/imagenet_c/mce",
+        "imagenet_x": "imagenet_x/pose/error_ratio",
+        "pug": "pug/average",
+        "shape_bias": "shape_bias/fraction_correct_shape",
+    }
+    for analysis, metric in expected.items():
+        found = client.search_runs([experiment.experiment_id], f"tags.analysis = '{analysis}'")
+        assert sorted(r.data.tags["model"] for r in found) == sorted(DEMO_MODELS), analysis
+        assert all(metric in r.data.metrics for r in found), analysis
+
+
+def test_every_paper_figure_is_produced(demo_repo):
+    figures = demo_repo / "results" / "figures"
+    for analysis, dataset in (
+        ("calibration", "demo_val"),
+        ("calibration", "demo_r"),
+        ("robustness", "table2"),
+        ("imagenet_x", "demo_val"),
+        ("pug", "demo_pug"),
+        ("shape_bias", "demo_cue_conflict"),
+    ):
+        assert (figures / analysis / dataset / "all_models.png").stat().st_size > 10_000, (analysis, dataset)
 
 
 def test_rerun_is_up_to_date_and_an_analysis_param_reruns_only_analysis_and_report(demo_repo):

@@ -65,8 +65,44 @@ def cmd_make_demo_data(args: argparse.Namespace) -> None:
     from beyond_imagenet.data.label_space import imagenet_wnids
 
     wnids = [imagenet_wnids()[i] for i in DEMO_CLASS_INDICES]
-    paths = generate_demo_split(Path(args.root) / "val", wnids, args.images_per_class, args.seed)
-    print(f"demo data: {len(paths)} images in {len(wnids)} ImageNet classes under {Path(args.root) / 'val'}")
+    root = Path(args.root)
+    paths = generate_demo_split(root / "val", wnids, args.images_per_class, args.seed)
+    print(f"demo data: {len(paths)} images in {len(wnids)} ImageNet classes under {root / 'val'}")
+    if not args.val_only:
+        _make_demo_stand_ins(root, wnids, {p.name: imagenet_wnids().index(p.parent.name) for p in paths}, args.seed)
+
+
+def _make_demo_stand_ins(root: Path, wnids: list[str], val_files: dict[str, int], seed: int) -> None:
+    """Stand-ins for every test set of the paper, in their real formats (data/demo_suite.py)."""
+    import timm.data
+
+    from beyond_imagenet.analyses.imagenet_x import FACTORS
+    from beyond_imagenet.analyses.pug import PUG_FACTORS
+    from beyond_imagenet.analyses.shape_bias import CATEGORIES
+    from beyond_imagenet.data import demo_suite as suite
+    from beyond_imagenet.data.registry import IMAGENET_C_CORRUPTIONS, IMAGENET_C_SEVERITIES
+
+    info = Path(timm.data.__file__).parent / "_info"
+    counts = {
+        "imagenet_v2": suite.write_class_folders(
+            root / "imagenet_v2", [str(i) for i in DEMO_CLASS_INDICES], 8, seed + 1, "JPEG", "jpeg"
+        ),
+        "imagenet_sketch": suite.write_class_folders(
+            root / "imagenet_sketch", wnids, 8, seed + 2, "JPEG", "JPEG", suite.sketchify
+        ),
+    }
+    for name, offset in (("imagenet_a", 3), ("imagenet_r", 4)):
+        official = (info / f"{name}_synsets.txt").read_text().split()[::20][:10]
+        counts[name] = suite.write_class_folders(root / name, official, 8, seed + offset, "JPEG", "jpg")
+    counts["imagenet_c"] = suite.write_imagenet_c(
+        root / "imagenet_c", wnids, 1, seed + 5, IMAGENET_C_CORRUPTIONS, IMAGENET_C_SEVERITIES
+    )
+    counts["pug_imagenet"] = suite.write_pug(root / "pug_imagenet", PUG_FACTORS, 3, seed + 6)
+    counts["cue_conflict"] = suite.write_cue_conflict(root / "cue_conflict", list(CATEGORIES), 5, seed + 7)
+    suite.write_real_labels(root / "real.json", list(val_files), val_files, seed + 8)
+    suite.write_imagenet_x(root / "imagenet_x", val_files, FACTORS, seed + 9)
+    shown = ", ".join(f"{k} {v}" for k, v in counts.items())
+    print(f"demo stand-ins (not real images): {shown}; real.json and imagenet_x/ annotations")
 
 
 def cmd_verify_data(args: argparse.Namespace) -> None:
@@ -83,6 +119,29 @@ def cmd_verify_data(args: argparse.Namespace) -> None:
         print(f"{name}: {n_images} images{variants}, {manifests[0]['n_classes']} classes ok")
 
 
+def cmd_verify(args: argparse.Namespace) -> None:
+    from beyond_imagenet.config import load_params
+    from beyond_imagenet.data.registry import resolve_datasets
+    from beyond_imagenet.data.verify import verify_datasets
+    from beyond_imagenet.errors import UnknownNameError
+    from beyond_imagenet.inference.loader import auto_num_workers
+
+    params = load_params(args.params)
+    failed = False
+    for name in args.datasets or list(params.datasets):
+        if name not in params.datasets:
+            raise UnknownNameError("dataset", name, params.datasets)
+        datasets = resolve_datasets(name, params.datasets[name])  # layout, counts, side files
+        report = verify_datasets(datasets, auto_num_workers(), decode=not args.no_decode)
+        checked = "layout and counts" + ("" if args.no_decode else ", every image decoded")
+        print(f"{name}: {report.n_images} images in {len(datasets)} set(s); {checked}")
+        for path, reason in report.failures:
+            print(f"  cannot decode {path}: {reason}")
+        failed = failed or not report.ok
+    if failed:
+        raise UserError("some images do not decode (listed above); replace them or set inference.bad_images: skip")
+
+
 def cmd_infer(args: argparse.Namespace) -> None:
     from beyond_imagenet.config import load_params
     from beyond_imagenet.inference.run import run_inference
@@ -94,7 +153,10 @@ def cmd_infer(args: argparse.Namespace) -> None:
 
 
 def _print_record(record) -> None:
-    shown = ", ".join(f"{k.rsplit('/', 1)[-1]}={v:.4g}" for k, v in record.metrics.items())
+    prefix = f"{record.analysis}/{record.dataset}/" if record.analysis in ("accuracy", "calibration") else ""
+    shown = ", ".join(
+        f"{k.removeprefix(prefix).removeprefix(record.analysis + '/')}={v:.4g}" for k, v in record.metrics.items()
+    )
     print(f"{record.analysis:12s} {record.dataset:14s} {record.model_id:28s} {shown}")
 
 
@@ -117,26 +179,22 @@ def cmd_analyze(args: argparse.Namespace) -> None:
 
 
 def cmd_analyze_cache(args: argparse.Namespace) -> None:
-    from beyond_imagenet.analyses.registry import ANALYSES, record_path
-    from beyond_imagenet.config import parse_params
+    from beyond_imagenet.analyses.accuracy import analyse_accuracy
+    from beyond_imagenet.analyses.calibration import analyse_calibration, save_calibration_figures
+    from beyond_imagenet.analyses.registry import record_path
     from beyond_imagenet.inference.cache import load_cache
     from beyond_imagenet.io_utils import atomic_write_json
 
     caches = [load_cache(path) for path in args.cache_dirs]
-    settings = parse_params(
-        {
-            "models": sorted({c.model_id for c in caches}),
-            "datasets": {},
-            "analyses": {"calibration": {"n_bins": args.n_bins}},
-            "tracking": {"enabled": False},
-            "results_dir": str(args.out),
-        }
-    )
+    records = [analyse_accuracy(cache) for cache in caches]
     for dataset in dict.fromkeys(c.dataset for c in caches):
-        for spec in ANALYSES.values():
-            for record in spec.run([c for c in caches if c.dataset == dataset], settings):
-                atomic_write_json(record_path(args.out, record), record.as_dict())
-                _print_record(record)
+        results = [analyse_calibration(c, args.n_bins) for c in caches if c.dataset == dataset]
+        batch = [record for record, _ in results]
+        save_calibration_figures([panel for _, panel in results], batch, dataset, args.out)
+        records += batch
+    for record in records:
+        atomic_write_json(record_path(args.out, record), record.as_dict())
+        _print_record(record)
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -201,8 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--root", default=str(DEMO_ROOT))
     demo.add_argument("--seed", type=int, default=DEMO_SEED)
     demo.add_argument("--images-per-class", type=int, default=DEMO_IMAGES_PER_CLASS)
+    demo.add_argument("--val-only", action="store_true", help="only the ImageNet-val stand-in")
     verify = add("verify-data", cmd_verify_data, "validate dataset layouts and write manifests", params=True)
     verify.add_argument("--out", default="results/manifests")
+    check = add("verify", cmd_verify, "check datasets: layout, counts, side files, decodability", params=True)
+    check.add_argument("datasets", nargs="*", help="dataset names of params.yaml (default: all)")
+    check.add_argument("--no-decode", action="store_true", help="skip decoding every image")
     infer = add("infer", cmd_infer, "run the cached inference pass", params=True)
     infer.add_argument("--datasets", nargs="+", help="subset of params datasets")
     infer.add_argument("--models", nargs="+", help="subset of (or other) model ids")

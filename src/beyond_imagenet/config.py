@@ -65,9 +65,53 @@ class CalibrationConfig:
 
 
 @dataclass(frozen=True)
+class RobustnessConfig:
+    """Table 2: each listed dataset's kind (imagenet_val, imagenet_v2, imagenet_a, ...) is its column."""
+
+    datasets: list[str] = field(default_factory=list)
+    # ReaL labels (§7.7): real.json or imagenet_real_labels.jsonl; default: the file shipped in imagenet-x
+    real_labels: str | None = None
+
+
+@dataclass(frozen=True)
+class ImageNetXConfig:
+    """Error ratios per factor (§3) on an ImageNet val dataset."""
+
+    dataset: str | None = None
+    annotations_dir: str | None = None  # default: the annotations shipped in the imagenet-x package
+    denominator: Literal["annotated", "paper"] = "annotated"  # package behaviour | paper formula
+    allow_partial: bool = False
+
+
+@dataclass(frozen=True)
+class PugConfig:
+    dataset: str | None = None
+    label_map: Literal["official", "corrected"] = "official"  # §4 Shirt/Sweatshirt collision
+
+
+@dataclass(frozen=True)
+class ShapeBiasConfig:
+    dataset: str | None = None
+
+
+@dataclass(frozen=True)
 class AnalysesConfig:
     accuracy: AccuracyConfig = field(default_factory=AccuracyConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
+    imagenet_x: ImageNetXConfig = field(default_factory=ImageNetXConfig)
+    pug: PugConfig = field(default_factory=PugConfig)
+    shape_bias: ShapeBiasConfig = field(default_factory=ShapeBiasConfig)
+
+    def dataset_references(self) -> list[tuple[str, str]]:
+        """(field, dataset name) for every dataset an analysis names, e.g. ("pug.dataset", "pug_imagenet")."""
+        refs = []
+        for analysis in dataclasses.fields(self):
+            section = getattr(self, analysis.name)
+            refs += [(f"{analysis.name}.datasets", n) for n in getattr(section, "datasets", None) or []]
+            if getattr(section, "dataset", None):
+                refs.append((f"{analysis.name}.dataset", section.dataset))
+        return refs
 
 
 @dataclass(frozen=True)
@@ -180,14 +224,11 @@ def _check_values(params: Params) -> None:
         raise ParamsError(f"params: analyses.calibration.n_bins must be >= 1, got {params.analyses.calibration.n_bins}")
     if not params.models:
         raise ParamsError("params: models must name at least one model (see `beyond-imagenet list-models`)")
-    for analysis in ("accuracy", "calibration"):
-        for name in getattr(params.analyses, analysis).datasets:
-            if name not in params.datasets:
-                close = difflib.get_close_matches(name, list(params.datasets), n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise ParamsError(
-                    f"params: analyses.{analysis}.datasets names {name!r}, which is not a key of `datasets`.{hint}"
-                )
+    for where, name in params.analyses.dataset_references():
+        if name not in params.datasets:
+            close = difflib.get_close_matches(name, list(params.datasets), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ParamsError(f"params: analyses.{where} names {name!r}, which is not a key of `datasets`.{hint}")
 
 
 def parse_params(data: Any) -> Params:

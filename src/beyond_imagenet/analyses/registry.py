@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from beyond_imagenet.analyses.common import ResultRecord
+from beyond_imagenet.analyses.store import CacheStore
 from beyond_imagenet.config import Params
 from beyond_imagenet.errors import UnknownNameError
-from beyond_imagenet.inference.cache import InferenceCache, cache_path, load_cache
 from beyond_imagenet.io_utils import atomic_write_json
 
-AnalysisFn = Callable[[list[InferenceCache], Params], list[ResultRecord]]
+AnalysisFn = Callable[[Params, CacheStore], list[ResultRecord]]
 
 
 @dataclass(frozen=True)
@@ -28,20 +28,49 @@ class AnalysisSpec:
     paper_section: str
     run: AnalysisFn
 
+    def configured(self, params: Params) -> bool:
+        """Whether params.yaml gives this analysis any dataset to run on."""
+        section = getattr(params.analyses, self.name)
+        return bool(getattr(section, "datasets", None) or getattr(section, "dataset", None))
 
-def _run_accuracy(caches: list[InferenceCache], params: Params) -> list[ResultRecord]:
+
+def _run_accuracy(params: Params, store: CacheStore) -> list[ResultRecord]:
     from beyond_imagenet.analyses.accuracy import analyse_accuracy
 
-    return [analyse_accuracy(cache) for cache in caches]
+    return [
+        analyse_accuracy(cache)
+        for dataset in params.analyses.accuracy.datasets
+        for variant in _variants_or_none(store, dataset, params.models[0])
+        for cache in store.all_models(dataset, params.models, variant)
+    ]
 
 
-def _run_calibration(caches: list[InferenceCache], params: Params) -> list[ResultRecord]:
+def _run_calibration(params: Params, store: CacheStore) -> list[ResultRecord]:
     from beyond_imagenet.analyses.calibration import analyse_calibration, save_calibration_figures
 
-    results = [analyse_calibration(cache, params.analyses.calibration.n_bins) for cache in caches]
-    records = [record for record, _ in results]
-    save_calibration_figures([panel for _, panel in results], records, caches[0].dataset, params.results_dir)
+    records = []
+    for dataset in params.analyses.calibration.datasets:
+        results = [
+            analyse_calibration(cache, params.analyses.calibration.n_bins)
+            for cache in store.all_models(dataset, params.models)
+        ]
+        batch = [record for record, _ in results]
+        save_calibration_figures([panel for _, panel in results], batch, dataset, params.results_dir)
+        records += batch
     return records
+
+
+def _variants_or_none(store: CacheStore, dataset: str, model_id: str) -> list[str | None]:
+    return store.variants(dataset, model_id) or [None]
+
+
+def _paper(name: str) -> AnalysisFn:
+    def run(params: Params, store: CacheStore) -> list[ResultRecord]:
+        from beyond_imagenet.analyses import paper_suite
+
+        return getattr(paper_suite, f"run_{name}")(params, store)
+
+    return run
 
 
 ANALYSES: dict[str, AnalysisSpec] = {
@@ -54,6 +83,12 @@ ANALYSES: dict[str, AnalysisSpec] = {
             "§5, Fig. 4",
             _run_calibration,
         ),
+        AnalysisSpec(
+            "robustness", "Table 2 top-1, average, ImageNet-C, ReaL, JANuS ratios", "§7, Fig. 6", _paper("robustness")
+        ),
+        AnalysisSpec("imagenet_x", "ImageNet-X error ratios of 16 factors", "§3, Fig. 2", _paper("imagenet_x")),
+        AnalysisSpec("pug", "PUG-ImageNet accuracy per factor subset and mean", "§4, Fig. 3", _paper("pug")),
+        AnalysisSpec("shape_bias", "shape vs texture bias on cue-conflict images", "§6, Fig. 5", _paper("shape_bias")),
     )
 }
 
@@ -72,22 +107,17 @@ def record_path(results_dir: str | Path, record: ResultRecord) -> Path:
     )
 
 
-def load_caches(params: Params, dataset: str, model_ids: Sequence[str]) -> list[InferenceCache]:
-    """All models' caches on ``dataset``; a missing one names the stage that makes it."""
-    return [load_cache(cache_path(params.inference.cache_dir, dataset, m)) for m in model_ids]
-
-
 def run_analyses(params: Params, names: Sequence[str] | None = None) -> list[ResultRecord]:
-    """Run each named analysis (default: all configured) on every configured dataset and model."""
+    """Run each named analysis (default: every configured one) on the caches of all models."""
     specs = resolve_analyses(list(names) if names is not None else list(ANALYSES))
-    work = [(spec, dataset) for spec in specs for dataset in getattr(params.analyses, spec.name).datasets]
-    caches = {dataset: load_caches(params, dataset, params.models) for dataset in {d for _, d in work}}
+    specs = [spec for spec in specs if spec.configured(params)]
     results_dir = Path(params.results_dir)
     for sub in ("records", "figures"):
         shutil.rmtree(results_dir / sub, ignore_errors=True)  # outputs of this stage only; rebuilt below
+    store = CacheStore(params.inference.cache_dir)
     records: list[ResultRecord] = []
-    for spec, dataset in work:
-        records.extend(spec.run(caches[dataset], params))
+    for spec in specs:
+        records.extend(spec.run(params, store))
     for record in records:
         atomic_write_json(record_path(results_dir, record), record.as_dict())
     write_metrics_file(records, results_dir / "metrics.json")

@@ -23,7 +23,7 @@ from PIL import Image
 from beyond_imagenet.data.folders import WNID_PATTERN
 from beyond_imagenet.errors import DatasetLayoutError
 
-__all__ = ["JPEG_SETTINGS", "demo_file_name", "generate_demo_split"]
+__all__ = ["JPEG_SETTINGS", "demo_file_name", "generate_demo_split", "render_demo_pixels"]
 
 JPEG_SETTINGS: dict[str, object] = {"quality": 90, "optimize": False, "progressive": False, "subsampling": 2}
 """Fixed JPEG encoder settings (4:2:0 chroma subsampling, like most ImageNet photos)."""
@@ -132,9 +132,14 @@ def _write_if_needed(path: Path, data: bytes) -> None:
     os.replace(temp, path)
 
 
+def render_demo_pixels(class_index: int, n_classes: int, seed: int, index: int) -> np.ndarray:
+    """The uint8 RGB pixels of one demo image (class look by ``class_index``, variation by ``seed, index``)."""
+    return _render_pixels(class_index, n_classes, np.random.default_rng([seed, index]))
+
+
 def _render_jpeg(class_index: int, n_classes: int, seed: int, index: int) -> bytes:
     """Encode one demo image to JPEG bytes with :data:`JPEG_SETTINGS` and no metadata."""
-    pixels = _render_pixels(class_index, n_classes, np.random.default_rng([seed, index]))
+    pixels = render_demo_pixels(class_index, n_classes, seed, index)
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="JPEG", **JPEG_SETTINGS)
     return buffer.getvalue()

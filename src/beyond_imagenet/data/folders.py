@@ -78,7 +78,7 @@ def scan_class_folders(root: str | Path, class_id_rule: ClassIdRule = "wnid") ->
     value) or ``"any"`` (sorted as strings, like torchvision's ImageFolder). Hidden entries (``.name``)
     and non-image files directly in ``root`` are ignored. Raises ``DatasetLayoutError`` naming the path
     and the expected layout when the root is missing, flat, nested one level too high, has misnamed or
-    empty class folders, non-image files inside class folders, no images, or repeated file names.
+    empty class folders, non-image files inside class folders, or no images.
     """
     if class_id_rule not in _EXAMPLES:
         raise ValueError(f"class_id_rule must be one of {sorted(_EXAMPLES)}, got {class_id_rule!r}")
@@ -87,9 +87,13 @@ def scan_class_folders(root: str | Path, class_id_rule: ClassIdRule = "wnid") ->
     _check_nesting(root, folders, class_id_rule)
     _check_class_names(root, [f.path.name for f in folders], class_id_rule)
     _check_contents(root, folders, class_id_rule)
-    _check_unique_names(root, folders, class_id_rule)
+    # Sample ids are the original file names (ImageNet-X and ReaL join on them); where names repeat across
+    # class folders (ImageNet-R's art_0.jpg, PUG renders), they are <class>/<file name> instead.
+    bare = _names_are_unique(folders)
     samples = [
-        FolderSample(path=folder.path / name, class_id=folder.path.name, sample_id=name)
+        FolderSample(
+            path=folder.path / name, class_id=folder.path.name, sample_id=name if bare else f"{folder.path.name}/{name}"
+        )
         for folder in folders
         for name in folder.images
     ]
@@ -264,20 +268,10 @@ def _check_contents(root: Path, folders: list[_ClassFolder], rule: str) -> None:
         raise _layout_error(root, f"{len(empty)} empty class folder(s) in {root}: {_preview(empty)}", rule)
 
 
-def _check_unique_names(root: Path, folders: list[_ClassFolder], rule: str) -> None:
-    """Require every file name to be unique across the dataset, because sample ids are file names."""
-    classes_by_name: dict[str, list[str]] = defaultdict(list)
-    for folder in folders:
-        for name in folder.images:
-            classes_by_name[name].append(folder.path.name)
-    duplicates = [f"{n} (in {', '.join(c)})" for n, c in sorted(classes_by_name.items()) if len(c) > 1]
-    if duplicates:
-        raise _layout_error(
-            root,
-            f"{len(duplicates)} image file name(s) occur in more than one class folder of {root}: "
-            f"{_preview(duplicates)}; file names are the sample ids and must be unique",
-            rule,
-        )
+def _names_are_unique(folders: list[_ClassFolder]) -> bool:
+    """Whether every file name occurs once in the dataset (ImageNet val: yes; ImageNet-R, PUG: no)."""
+    names = [name for folder in folders for name in folder.images]
+    return len(names) == len(set(names))
 
 
 def _class_sort_key(class_id: str, rule: str) -> tuple[int, str]:

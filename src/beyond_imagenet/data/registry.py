@@ -28,9 +28,9 @@ from beyond_imagenet.errors import DatasetLayoutError, UnknownNameError, UserErr
 
 Layout = Literal["class_folders", "imagenet_c", "pug"]
 
-IMAGENET_C_CORRUPTIONS = (
-    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
-    "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression",
+IMAGENET_C_CORRUPTIONS: tuple[str, ...] = (  # the 15 standard corruptions, as folder names (PROTOCOL §7.8)
+    "brightness", "contrast", "defocus_blur", "elastic_transform", "fog", "frost", "gaussian_noise", "glass_blur",
+    "impulse_noise", "jpeg_compression", "motion_blur", "pixelate", "shot_noise", "snow", "zoom_blur",
 )  # fmt: skip
 IMAGENET_C_SEVERITIES = (1, 2, 3, 4, 5)
 PUG_CLASS_MAP_FILE = "class_to_imagenet_idx.json"

@@ -1,0 +1,53 @@
+"""``beyond-imagenet verify``: check a dataset before a run: layout, counts, side files, and that every image
+decodes (PROTOCOL §2, §14). Layout, counts and side files are checked by the registry while scanning; this
+module adds the decode pass, spread over worker processes.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from beyond_imagenet.data.decode import decode_rgb
+from beyond_imagenet.data.registry import ImageDataset
+from beyond_imagenet.errors import ImageDecodeError
+
+DECODE_CHUNK = 256
+
+
+@dataclass
+class VerifyReport:
+    n_images: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def _decode_error(path: str) -> str | None:
+    try:
+        decode_rgb(path)
+    except ImageDecodeError as err:
+        return err.reason
+    return None
+
+
+def decode_all(paths: list[str], workers: int) -> list[tuple[str, str]]:
+    """(path, reason) for every image that does not decode."""
+    if workers <= 1:
+        reasons = map(_decode_error, paths)
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            reasons = list(pool.map(_decode_error, paths, chunksize=DECODE_CHUNK))
+    return [(path, reason) for path, reason in zip(paths, reasons, strict=True) if reason is not None]
+
+
+def verify_datasets(datasets: list[ImageDataset], workers: int, decode: bool = True) -> VerifyReport:
+    report = VerifyReport()
+    for dataset in datasets:
+        report.n_images += len(dataset)
+        if decode:
+            report.failures.extend(decode_all([str(Path(s.path)) for s in dataset.samples], workers))
+    return report
