@@ -148,3 +148,67 @@ def test_sketch_and_val_counts_are_checked(tmp_path):
         "s", DatasetConfig(path=str(tmp_path / "s"), kind="imagenet_sketch", check_size=False)
     )
     assert partial.manifest()["complete"] is False and np.array_equal(partial.targets, [0])
+
+
+def make_hard(root: Path, labels: list[list[int]], broken_row: int | None = None) -> Path:
+    """A parquet file in the layout of HF taesiri/imagenet-hard (image struct, label list, origin)."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    images = []
+    for i in range(len(labels)):
+        buffer = io.BytesIO()
+        Image.new("RGB", (50 + i, 40), (10 * i, 100, 200)).save(buffer, "JPEG")
+        data = b"not an image" if i == broken_row else buffer.getvalue()
+        images.append({"bytes": data, "path": f"img{i}.JPEG"})
+    path = root / "data" / "validation-00000-of-00001.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"image": images, "label": labels, "origin": ["x"] * len(labels)}), path)
+    return path
+
+
+def test_imagenet_hard_needs_a_pinned_revision_and_keeps_every_label(tmp_path):
+    make_hard(tmp_path / "hard", [[5], [7, 9], [999]])
+    with pytest.raises(DatasetLayoutError, match="set `revision:`"):
+        resolve_datasets("hard", DatasetConfig(path=str(tmp_path / "hard"), kind="imagenet_hard", check_size=False))
+    config = DatasetConfig(path=str(tmp_path / "hard"), kind="imagenet_hard", revision="abc123", check_size=False)
+    (dataset,) = resolve_datasets("hard", config)
+    assert dataset.label_lists == ((5,), (7, 9), (999,)) and dataset.targets.tolist() == [5, 7, 999]
+    assert dataset.sample_ids == ["hard_00000", "hard_00001", "hard_00002"]
+    assert dataset.manifest()["revision"] == "abc123" and dataset.manifest()["multi_label"] is True
+    strict = DatasetConfig(path=str(tmp_path / "hard"), kind="imagenet_hard", revision="abc123")
+    with pytest.raises(DatasetLayoutError, match="found 3 images, imagenet_hard has 10980"):
+        resolve_datasets("hard", strict)
+
+
+def test_imagenet_hard_snapshot_folder_must_match_the_pinned_revision(tmp_path):
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    root = tmp_path / "datasets--taesiri--imagenet-hard" / "snapshots" / sha
+    make_hard(root, [[1]])
+    other = DatasetConfig(path=str(root), kind="imagenet_hard", revision="f" * 40, check_size=False)
+    with pytest.raises(DatasetLayoutError, match=f"is snapshot {sha}, but params pin f{{40}}"):
+        resolve_datasets("hard", other)
+    same = DatasetConfig(path=str(root), kind="imagenet_hard", revision=sha, check_size=False)
+    assert len(resolve_datasets("hard", same)[0]) == 1
+
+
+def test_imagenet_hard_rows_run_through_inference_with_label_lists_in_the_cache(tmp_path):
+    make_hard(tmp_path / "hard", [[5], [7, 9], [999], [3]], broken_row=2)
+    params = parse_params(
+        {
+            "models": ["demo_random_convnext_sup"],
+            "datasets": {
+                "hard": {"path": str(tmp_path / "hard"), "kind": "imagenet_hard", "revision": "r1", "check_size": False}
+            },
+            "inference": {"num_workers": 0, "cache_dir": str(tmp_path / "cache"), "bad_images": "skip"},
+            "tracking": {"enabled": False},
+        }
+    )
+    run_inference(params)
+    cache = load_cache(cache_path(tmp_path / "cache", "hard", "demo_random_convnext_sup"))
+    assert cache.sample_ids == ["hard_00000", "hard_00001", "hard_00003"]
+    assert cache.label_lists == [[5], [7, 9], [3]]
+    (skipped,) = cache.meta["skipped"]
+    assert skipped["sample_id"] == "hard_00002" and "#hard_00002" in skipped["path"]

@@ -97,6 +97,7 @@ def _make_demo_stand_ins(root: Path, wnids: list[str], val_files: dict[str, int]
     counts["imagenet_c"] = suite.write_imagenet_c(
         root / "imagenet_c", wnids, 1, seed + 5, IMAGENET_C_CORRUPTIONS, IMAGENET_C_SEVERITIES
     )
+    counts["imagenet_hard"] = suite.write_imagenet_hard(root / "imagenet_hard", list(DEMO_CLASS_INDICES), 4, seed + 10)
     counts["pug_imagenet"] = suite.write_pug(root / "pug_imagenet", PUG_FACTORS, 3, seed + 6)
     counts["cue_conflict"] = suite.write_cue_conflict(root / "cue_conflict", list(CATEGORIES), 5, seed + 7)
     suite.write_real_labels(root / "real.json", list(val_files), val_files, seed + 8)
@@ -215,6 +216,13 @@ def cmd_report(args: argparse.Namespace) -> None:
         log_report(paths, params.tracking, {"git_sha": str(git_state()["git_sha"]), "dvc_stage": "report"})
 
 
+def cmd_fetch_cue_conflict(args: argparse.Namespace) -> None:
+    from beyond_imagenet.data.fetch import fetch_cue_conflict
+
+    out = fetch_cue_conflict(Path(args.out), archive=Path(args.archive) if args.archive else None)
+    print(f"cue-conflict stimuli checked and installed in {out} (source and sha256 in {out / 'SOURCE.json'})")
+
+
 def cmd_fetch_weights(args: argparse.Namespace) -> None:
     from beyond_imagenet.config import load_params
     from beyond_imagenet.models.backbone import build_backbone
@@ -277,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     from_cache.add_argument("--n-bins", type=int, default=15)
     report = add("report", cmd_report, "write the side-by-side report", params=True)
     report.add_argument("--no-mlflow", action="store_true")
+    cue = add("fetch-cue-conflict", cmd_fetch_cue_conflict, "download and check the 1,280 cue-conflict stimuli")
+    cue.add_argument("--out", default="data/cue-conflict", help="where the 16 class folders go")
+    cue.add_argument("--archive", help="a cue-conflict.tar.gz already downloaded (no network needed)")
     fetch = add("fetch-weights", cmd_fetch_weights, "download pretrained weights into the HF cache", params=True)
     fetch.add_argument("--models", nargs="+", help="model ids (default: params.yaml models)")
     return parser

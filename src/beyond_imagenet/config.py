@@ -37,6 +37,8 @@ class DatasetConfig:
     # model: each model's own resize + crop (PROTOCOL §1.3); none: ToTensor + normalisation only, for
     # images already at the model's input size (cue-conflict §6, ImageNet-C §7.8 default).
     geometry: Literal["model", "none"] | None = None
+    # ImageNet-Hard: the pinned commit of the Hugging Face dataset taesiri/imagenet-hard (PROTOCOL §7.6)
+    revision: str | None = None
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,8 @@ ever opens whatever backend the caller uses; PNGs are written atomically (temp f
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from beyond_imagenet.analyses.calibration_metrics import CalibrationBins
+from beyond_imagenet.analyses.figures import save_figure
 
 # Agg only matters to a later pyplot import; never switch a live pyplot session or override MPLBACKEND.
 if "matplotlib.pyplot" not in sys.modules and "MPLBACKEND" not in os.environ:
@@ -97,40 +96,33 @@ def draw_confidence_histogram(
     ax.legend(loc="upper left", fontsize="small")
 
 
-def _build_figure(panels: list[CalibrationPanel], suptitle: str) -> Figure:
-    """Two rows (reliability, histogram) by one column per model."""
-    cols = len(panels)
-    fig = Figure(figsize=(PANEL_SIZE_IN[0] * cols, PANEL_SIZE_IN[1] * 2), dpi=DPI, layout="constrained")
-    axes = fig.subplots(2, cols, squeeze=False)
-    for col, p in enumerate(panels):
-        draw_reliability_diagram(axes[0, col], p.bins, p.ece, p.model)
-        draw_confidence_histogram(axes[1, col], p.bins, p.accuracy, p.mean_confidence, p.model)
+def _build_figure(datasets: list[tuple[str, list[CalibrationPanel]]], suptitle: str) -> Figure:
+    """Per dataset two rows (reliability, histogram), one column per model: the layout of paper Fig. 4."""
+    cols = max(len(panels) for _, panels in datasets)
+    rows = 2 * len(datasets)
+    fig = Figure(figsize=(PANEL_SIZE_IN[0] * cols, PANEL_SIZE_IN[1] * rows), dpi=DPI, layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for block, (dataset, panels) in enumerate(datasets):
+        prefix = f"{dataset}: " if len(datasets) > 1 else ""
+        for col, p in enumerate(panels):
+            draw_reliability_diagram(axes[2 * block, col], p.bins, p.ece, prefix + p.model)
+            draw_confidence_histogram(axes[2 * block + 1, col], p.bins, p.accuracy, p.mean_confidence, prefix + p.model)
+        for col in range(len(panels), cols):
+            axes[2 * block, col].set_visible(False)
+            axes[2 * block + 1, col].set_visible(False)
     fig.suptitle(suptitle)
     return fig
 
 
-def _save_png_atomic(fig: Figure, path: Path) -> None:
-    """Render ``fig`` to a temp file next to ``path`` and move it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+def save_calibration_grid(datasets: list[tuple[str, list[CalibrationPanel]]], path: str | Path, suptitle: str) -> Path:
+    """Write the Fig. 4 layout for several datasets (e.g. ImageNet val and ImageNet-R) and models."""
+    if not datasets or not all(panels for _, panels in datasets):
+        raise ValueError("save_calibration_grid needs at least one panel per dataset")
+    return save_figure(_build_figure(list(datasets), suptitle), path)
 
 
 def save_calibration_figure(panels: list[CalibrationPanel], path: str | Path, suptitle: str) -> Path:
-    """Write the paper-Fig.-4 layout for one or many models to a PNG at ``path`` and return the path."""
+    """Write the paper-Fig.-4 layout for one dataset and one or many models to a PNG at ``path``."""
     if not panels:
         raise ValueError("save_calibration_figure needs at least one panel")
-    out = Path(path)
-    fig = _build_figure(list(panels), suptitle)
-    try:
-        _save_png_atomic(fig, out)
-    finally:
-        fig.clear()  # a pyplot-free Figure has no manager to close; clearing frees its artists
-    return out
+    return save_figure(_build_figure([("", list(panels))], suptitle), path)

@@ -60,6 +60,11 @@ def label_space_logits(cache: InferenceCache) -> np.ndarray:
 
 
 def check_targets(cache: InferenceCache, n_classes: int) -> None:
+    if cache.label_lists is not None:
+        raise CacheFormatError(
+            f"{cache.path} is a multi-label set (label_lists.json); single-label accuracy and calibration would "
+            "score only its first label. Use the robustness analysis, which scores top-1 against every valid label."
+        )
     targets = cache.targets
     if targets.size and (targets.min() < 0 or targets.max() >= n_classes):
         raise CacheFormatError(

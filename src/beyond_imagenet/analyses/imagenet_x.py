@@ -206,13 +206,14 @@ def factor_accuracies(
     denominator: Denominator = "annotated",
     overall_accuracy: float | None = None,
     allow_partial: bool = False,
+    directory: str | Path | None = None,
 ) -> dict:
     """Per-factor accuracy, error ratio ``(1 - acc(f)) / (1 - average)`` and counts (§3 Steps 3-6).
 
     ``average`` is the accuracy over all joined annotated images (package default), or with
     ``denominator="paper"`` the full-val accuracy: ``overall_accuracy`` (a fraction) when given, else computed
-    from ``predictions`` against the package's ``filename_label.csv``. Factors with no covered image (possible
-    only with ``allow_partial``) are listed under ``empty_factors`` and have no accuracy.
+    from ``predictions`` against ``filename_label.csv`` in ``directory`` (default: the package's). Factors with
+    no covered image (possible only with ``allow_partial``) are listed under ``empty_factors`` and have no accuracy.
     """
     if denominator not in ("annotated", "paper"):
         raise UserError(f"denominator must be 'annotated' (package, default) or 'paper', got {denominator!r}")
@@ -231,7 +232,7 @@ def factor_accuracies(
     average = (
         annotated_accuracy
         if denominator == "annotated"
-        else _paper_average(predictions, overall_accuracy, allow_partial)
+        else _paper_average(predictions, overall_accuracy, allow_partial, directory)
     )
     if average >= 1.0:
         raise UserError("error ratios are undefined when the denominator accuracy is 100% (1 - average = 0)")
@@ -255,9 +256,11 @@ def factor_accuracies(
     }
 
 
-def _paper_average(predictions: pd.DataFrame, overall_accuracy: float | None, allow_partial: bool) -> float:
+def _paper_average(
+    predictions: pd.DataFrame, overall_accuracy: float | None, allow_partial: bool, directory: str | Path | None
+) -> float:
     if overall_accuracy is None:
-        return full_val_accuracy(predictions, allow_partial=allow_partial)
+        return full_val_accuracy(predictions, allow_partial=allow_partial, directory=directory)
     if not 0.0 <= overall_accuracy <= 1.0:
         raise UserError(
             f"overall_accuracy must be a fraction in [0, 1] (e.g. 0.7613, not 76.13), got {overall_accuracy}"

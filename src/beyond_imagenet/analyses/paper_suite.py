@@ -38,11 +38,13 @@ def _top1(cache) -> float:
 def _imagenet_c_accuracies(store: CacheStore, dataset: str, model_id: str) -> dict:
     from beyond_imagenet.analyses.robustness_metrics import imagenet_c_summary
 
-    per_set = {}
+    per_set, provenance = {}, {}
     for variant in store.variants(dataset, model_id):
         corruption, severity = variant.split("/")
-        per_set[(corruption, int(severity))] = _top1(store.get(dataset, model_id, variant))
-    return imagenet_c_summary(per_set)
+        cache = store.get(dataset, model_id, variant)
+        per_set[(corruption, int(severity))] = _top1(cache)
+        provenance[f"{dataset}/{variant}"] = provenance_from_cache(cache)
+    return imagenet_c_summary(per_set), provenance
 
 
 def _robustness_for_model(params: Params, store: CacheStore, model_id: str) -> tuple[dict, dict, dict]:
@@ -53,19 +55,27 @@ def _robustness_for_model(params: Params, store: CacheStore, model_id: str) -> t
     accuracy, extra, provenance = {}, {}, {}
     for name in config.datasets:
         role = dataset_kind(name, params.datasets[name]).name
+        if role not in ROBUSTNESS_COLUMNS:
+            raise UserError(
+                f"analyses.robustness: dataset {name!r} is of kind {role!r}; Table 2 takes "
+                f"{', '.join(c for c in ROBUSTNESS_COLUMNS if c != 'imagenet_real')}"
+            )
         if role == "imagenet_c":
-            summary = _imagenet_c_accuracies(store, name, model_id)
+            summary, variant_provenance = _imagenet_c_accuracies(store, name, model_id)
+            provenance.update(variant_provenance)
             accuracy[role] = summary["mean_accuracy"]
             extra["imagenet_c/mce"] = summary["mce"]
             extra.update({f"imagenet_c/{c}/top1": v for c, v in summary["per_corruption_accuracy"].items()})
             continue
         cache = store.get(name, model_id)
         provenance[name] = provenance_from_cache(cache)
-        if role not in ROBUSTNESS_COLUMNS:
-            raise UserError(
-                f"analyses.robustness: dataset {name!r} is of kind {role!r}; Table 2 takes "
-                f"{', '.join(c for c in ROBUSTNESS_COLUMNS if c not in ('imagenet_real', 'imagenet_hard'))}"
-            )
+        if role == "imagenet_hard":
+            from beyond_imagenet.analyses.robustness_metrics import multilabel_top1_accuracy
+
+            if cache.label_lists is None:
+                raise UserError(f"{cache.path} has no label_lists.json; ImageNet-Hard is scored multi-label (§7.6)")
+            accuracy[role] = multilabel_top1_accuracy(cache.logits.argmax(axis=1), cache.label_lists)["top1"]
+            continue
         accuracy[role] = _top1(cache)
         if role == "imagenet_val":
             if cache.logits.shape[1] != 1000:
@@ -130,7 +140,11 @@ def run_imagenet_x(params: Params, store: CacheStore) -> list[ResultRecord]:
         cache = store.get(config.dataset, model_id)
         predictions = predictions_from_logits(cache.logits, cache.sample_ids)
         result = factor_accuracies(
-            predictions, annotations, denominator=config.denominator, allow_partial=config.allow_partial
+            predictions,
+            annotations,
+            denominator=config.denominator,
+            allow_partial=config.allow_partial,
+            directory=config.annotations_dir,
         )
         metrics = {f"imagenet_x/{f}/error_ratio": v for f, v in result["error_ratio"].items()}
         metrics.update({f"imagenet_x/{f}/accuracy": 100 * v for f, v in result["accuracy"].items()})

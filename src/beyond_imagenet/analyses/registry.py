@@ -47,8 +47,10 @@ def _run_accuracy(params: Params, store: CacheStore) -> list[ResultRecord]:
 
 def _run_calibration(params: Params, store: CacheStore) -> list[ResultRecord]:
     from beyond_imagenet.analyses.calibration import analyse_calibration, save_calibration_figures
+    from beyond_imagenet.analyses.calibration_plots import save_calibration_grid
+    from beyond_imagenet.analyses.common import figure_path
 
-    records = []
+    records, grid = [], []
     for dataset in params.analyses.calibration.datasets:
         results = [
             analyse_calibration(cache, params.analyses.calibration.n_bins)
@@ -57,6 +59,11 @@ def _run_calibration(params: Params, store: CacheStore) -> list[ResultRecord]:
         batch = [record for record, _ in results]
         save_calibration_figures([panel for _, panel in results], batch, dataset, params.results_dir)
         records += batch
+        grid.append((dataset, [panel for _, panel in results]))
+    if len(grid) > 1:  # paper Fig. 4: ImageNet val and ImageNet-R, every model
+        path = save_calibration_grid(grid, figure_path(params.results_dir, "calibration", "all", "fig4"), "Fig. 4")
+        for record in records:
+            record.artifacts.append(str(path))
     return records
 
 

@@ -9,6 +9,7 @@ well defined and fixes it where Pillow's own conversion is wrong (16-bit and 32-
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from beyond_imagenet.errors import ImageDecodeError
 
-__all__ = ["decode_rgb"]
+__all__ = ["decode_rgb", "decode_rgb_bytes"]
 
 _TIFF_BITS_PER_SAMPLE = 258
 _TIFF_SAMPLE_FORMAT = 339  # 1 unsigned, 2 signed integer, 3 float
@@ -50,15 +51,35 @@ def decode_rgb(path: str | Path) -> Image.Image:
     try:
         if os.path.getsize(path) == 0:
             raise ImageDecodeError(name, "empty file (0 bytes)")
-        with Image.open(path) as image:
+    except OSError as exc:
+        raise ImageDecodeError(name, _os_reason(exc)) from None
+    return _decode(path, name)
+
+
+def decode_rgb_bytes(data: bytes, name: str) -> Image.Image:
+    """:func:`decode_rgb` for an encoded image held in memory (e.g. a parquet cell); ``name`` labels errors."""
+    if not data:
+        raise ImageDecodeError(name, "empty image bytes")
+    return _decode(io.BytesIO(data), name)
+
+
+def _os_reason(exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "file not found"
+    if isinstance(exc, IsADirectoryError):
+        return "is a directory, not an image file"
+    return _failure_reason(exc)
+
+
+def _decode(source, name: str) -> Image.Image:
+    try:
+        with Image.open(source) as image:
             image.load()
             return _to_rgb(image, name)
     except ImageDecodeError:
         raise
-    except FileNotFoundError:
-        raise ImageDecodeError(name, "file not found") from None
-    except IsADirectoryError:
-        raise ImageDecodeError(name, "is a directory, not an image file") from None
+    except (FileNotFoundError, IsADirectoryError) as exc:
+        raise ImageDecodeError(name, _os_reason(exc)) from None
     except Image.DecompressionBombError as exc:
         raise ImageDecodeError(name, f"decompression bomb refused by Pillow ({exc})") from exc
     except UnidentifiedImageError as exc:

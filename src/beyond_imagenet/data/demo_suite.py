@@ -162,3 +162,26 @@ def write_imagenet_x(directory: Path, val_files: dict[str, int], factors: tuple[
     atomic_write_text(directory / "prototypical_paths.csv", "\n".join(["file_name", *sorted(prototypes)]) + "\n")
     labels = ["file_name,label", *(f"{name},{val_files[name]}" for name in names)]
     atomic_write_text(directory / "filename_label.csv", "\n".join(labels) + "\n")
+
+
+def write_imagenet_hard(root: Path, class_indices: list[int], per_class: int, seed: int) -> int:
+    """A parquet file in the layout of HF taesiri/imagenet-hard: image {bytes, path}, label (list), origin."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    images, labels, origins = [], [], []
+    for k, index in enumerate(class_indices):
+        for i in range(per_class):
+            pixels = render_demo_pixels(k, len(class_indices), seed, 1000 * k + i)
+            images.append({"bytes": _encode(pixels, "JPEG"), "path": f"demo_{k:03d}_{i:03d}.JPEG"})
+            extra = [int(rng.integers(0, 1000))] if rng.random() < 0.3 else []
+            labels.append([index, *extra])
+            origins.append("demo")
+    table = pa.table({"image": images, "label": labels, "origin": origins})
+    path = root / "data" / "validation-00000-of-00001.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table, buffer)
+    _write_once(path, buffer.getvalue().to_pybytes())
+    return len(labels)

@@ -26,7 +26,7 @@ from beyond_imagenet.data.label_space import (
 )
 from beyond_imagenet.errors import DatasetLayoutError, UnknownNameError, UserError
 
-Layout = Literal["class_folders", "imagenet_c", "pug"]
+Layout = Literal["class_folders", "imagenet_c", "pug", "parquet"]
 
 IMAGENET_C_CORRUPTIONS: tuple[str, ...] = (  # the 15 standard corruptions, as folder names (PROTOCOL §7.8)
     "brightness", "contrast", "defocus_blur", "elastic_transform", "fog", "frost", "gaussian_noise", "glass_blur",
@@ -88,6 +88,15 @@ DATASET_KINDS: dict[str, DatasetKind] = {
             expected_images=30_000,
             expected_classes=200,
             official_wnids="imagenet_r_synsets.txt",
+        ),
+        DatasetKind(
+            "imagenet_hard",
+            "ImageNet-Hard, local copy of HF taesiri/imagenet-hard at a pinned revision: "
+            "data/validation-*.parquet, multi-label (§7.6)",
+            "imagenet1k",
+            "any",
+            layout="parquet",
+            expected_images=10_980,
         ),
         DatasetKind(
             "imagenet_sketch",
@@ -153,6 +162,8 @@ class ImageDataset:
     variant: str | None = None  # e.g. "fog/3" for ImageNet-C, "Worlds" for PUG
     geometry: str = "model"
     complete: bool = True
+    label_lists: tuple[tuple[int, ...], ...] | None = None  # multi-label sets (ImageNet-Hard)
+    revision: str | None = None
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -166,11 +177,12 @@ class ImageDataset:
         return [s.sample_id for s in self.samples]
 
     def manifest_sha256(self) -> str:
-        """Hash of (relative path, size, target) of every file: changes when the data or labels change."""
+        """Hash of (relative path, size, sample id, labels) of every sample: changes when data or labels change."""
         digest = hashlib.sha256()
-        for sample, target in zip(self.samples, self.targets.tolist(), strict=True):
+        labels = self.label_lists or [(t,) for t in self.targets.tolist()]
+        for sample, label in zip(self.samples, labels, strict=True):
             relative = sample.path.relative_to(self.root).as_posix()
-            digest.update(f"{relative}\t{sample.path.stat().st_size}\t{target}\n".encode())
+            digest.update(f"{relative}\t{sample.path.stat().st_size}\t{sample.sample_id}\t{list(label)}\n".encode())
         return digest.hexdigest()
 
     def manifest(self) -> dict:
@@ -184,6 +196,8 @@ class ImageDataset:
             "label_space": self.label_space.as_record(),
             "geometry": self.geometry,
             "complete": self.complete,
+            "revision": self.revision,
+            "multi_label": self.label_lists is not None,
             "files_sha256": self.manifest_sha256(),
         }
 
@@ -315,9 +329,43 @@ def _scan_variant(name: str, kind: DatasetKind, config: DatasetConfig, root: Pat
     return samples, targets, label_space, _size_problems(kind, len(samples), class_ids)
 
 
+def _resolve_parquet(name: str, kind: DatasetKind, config: DatasetConfig) -> ImageDataset:
+    """ImageNet-Hard: rows of parquet files at a pinned revision, one label list per image (§7.6)."""
+    from beyond_imagenet.data.parquet_source import scan_parquet, snapshot_revision
+
+    root = Path(config.path)
+    if not root.is_dir():
+        raise DatasetLayoutError(f"dataset {name!r}: directory {root} does not exist ({kind.description})")
+    if not config.revision:
+        raise DatasetLayoutError(
+            f"dataset {name!r}: set `revision:` to the commit of taesiri/imagenet-hard you downloaded; the dataset "
+            "was revised (13,630 -> 11,350 -> 10,980 images), so results need the pinned revision (PROTOCOL §7.6)"
+        )
+    found = snapshot_revision(root)
+    if found is not None and found != config.revision:
+        raise DatasetLayoutError(f"dataset {name!r}: {root} is snapshot {found}, but params pin {config.revision}")
+    samples = scan_parquet(root)
+    problems = _size_problems(kind, len(samples), [])
+    if problems and config.check_size:
+        raise DatasetLayoutError(
+            f"dataset {name!r} at {root}: {'; '.join(problems)} (the 10,980-image revision). Point `path` at "
+            "that revision, or set check_size: false to run on another one on purpose."
+        )
+    label_lists = tuple(s.labels for s in samples)
+    if any(not labels or not all(0 <= i < 1000 for i in labels) for labels in label_lists):
+        raise DatasetLayoutError(f"dataset {name!r}: every row needs a non-empty list of ImageNet indices 0..999")
+    targets = np.array([labels[0] for labels in label_lists], dtype=np.int64)
+    return ImageDataset(
+        name, kind.name, root, tuple(samples), targets, imagenet1k_space(),
+        complete=not problems, label_lists=label_lists, revision=config.revision,
+    )  # fmt: skip
+
+
 def resolve_datasets(name: str, config: DatasetConfig) -> list[ImageDataset]:
     """Scan and validate the dataset ``name`` of params.yaml (all its variants); no model is touched."""
     kind = dataset_kind(name, config)
+    if kind.layout == "parquet":
+        return [_resolve_parquet(name, kind, config)]
     root = Path(config.path)
     _check_side_files(name, kind, root)
     datasets = []

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from beyond_imagenet.data.decode import decode_rgb
 from beyond_imagenet.data.registry import ImageDataset
+from beyond_imagenet.data.samples import decode_sample, sample_label
 from beyond_imagenet.errors import ImageDecodeError
 
 DECODE_CHUNK = 256
@@ -26,22 +25,22 @@ class VerifyReport:
         return not self.failures
 
 
-def _decode_error(path: str) -> str | None:
+def _decode_error(sample) -> str | None:
     try:
-        decode_rgb(path)
+        decode_sample(sample)
     except ImageDecodeError as err:
         return err.reason
     return None
 
 
-def decode_all(paths: list[str], workers: int) -> list[tuple[str, str]]:
-    """(path, reason) for every image that does not decode."""
+def decode_all(samples: list, workers: int) -> list[tuple[str, str]]:
+    """(sample, reason) for every image that does not decode."""
     if workers <= 1:
-        reasons = map(_decode_error, paths)
+        reasons = map(_decode_error, samples)
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            reasons = list(pool.map(_decode_error, paths, chunksize=DECODE_CHUNK))
-    return [(path, reason) for path, reason in zip(paths, reasons, strict=True) if reason is not None]
+            reasons = list(pool.map(_decode_error, samples, chunksize=DECODE_CHUNK))
+    return [(sample_label(s), reason) for s, reason in zip(samples, reasons, strict=True) if reason is not None]
 
 
 def verify_datasets(datasets: list[ImageDataset], workers: int, decode: bool = True) -> VerifyReport:
@@ -49,5 +48,5 @@ def verify_datasets(datasets: list[ImageDataset], workers: int, decode: bool = T
     for dataset in datasets:
         report.n_images += len(dataset)
         if decode:
-            report.failures.extend(decode_all([str(Path(s.path)) for s in dataset.samples], workers))
+            report.failures.extend(decode_all(list(dataset.samples), workers))
     return report

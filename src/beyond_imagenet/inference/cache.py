@@ -24,6 +24,7 @@ CACHE_FORMAT_VERSION = 1
 META_FILE = "meta.json"
 ARRAY_FILES = ("logits.npy", "features.npy", "targets.npy")
 IDS_FILE = "sample_ids.json"
+LABEL_LISTS_FILE = "label_lists.json"  # multi-label sets only (ImageNet-Hard): valid ImageNet indices per row
 PARTIAL_DIR = "partial"
 
 
@@ -53,6 +54,7 @@ class InferenceCache:
     targets: np.ndarray
     sample_ids: list[str]
     meta: dict
+    label_lists: list[list[int]] | None = None
 
     @property
     def model_id(self) -> str:
@@ -116,9 +118,13 @@ def load_cache(path: str | Path, check_finite: bool = True) -> InferenceCache:
         raise CacheFormatError(f"cache {path}: targets.npy must hold integers, found {targets.dtype}")
     if check_finite:
         _check_finite(logits, sample_ids, f"cache {path}")
-    return InferenceCache(
-        path, logits.astype(np.float32, copy=False), features, targets.astype(np.int64), sample_ids, meta
-    )
+    label_lists = None
+    if (path / LABEL_LISTS_FILE).exists():
+        label_lists = json.loads((path / LABEL_LISTS_FILE).read_text())
+        if len(label_lists) != n:
+            raise CacheFormatError(f"cache {path}: {LABEL_LISTS_FILE} has {len(label_lists)} rows for {n} samples")
+    logits = logits.astype(np.float32, copy=False)
+    return InferenceCache(path, logits, features, targets.astype(np.int64), sample_ids, meta, label_lists)
 
 
 def write_cache(
@@ -128,6 +134,7 @@ def write_cache(
     targets: np.ndarray,
     sample_ids: list[str],
     meta: dict,
+    label_lists: list[list[int]] | None = None,
 ) -> Path:
     """Write a complete cache atomically: arrays first, ``meta.json`` last, then drop ``partial/``."""
     path = Path(path)
@@ -137,6 +144,10 @@ def write_cache(
     atomic_save_npy(path / "features.npy", np.ascontiguousarray(features, dtype=np.float32))
     atomic_save_npy(path / "targets.npy", np.ascontiguousarray(targets, dtype=np.int64))
     atomic_write_json(path / IDS_FILE, list(sample_ids))
+    if label_lists is not None:
+        atomic_write_json(path / LABEL_LISTS_FILE, label_lists)
+    else:
+        (path / LABEL_LISTS_FILE).unlink(missing_ok=True)
     atomic_write_json(path / META_FILE, {"format_version": CACHE_FORMAT_VERSION, **meta})
     shutil.rmtree(path / PARTIAL_DIR, ignore_errors=True)
     return path

@@ -19,6 +19,7 @@ import numpy as np
 from beyond_imagenet.config import Params
 from beyond_imagenet.data.label_space import IMAGENET1K, LabelSpace
 from beyond_imagenet.data.registry import ImageDataset, resolve_datasets
+from beyond_imagenet.data.samples import sample_label
 from beyond_imagenet.errors import UnknownNameError, UserError
 from beyond_imagenet.inference.cache import PartialChunks, cache_path, config_hash, is_complete, write_cache
 from beyond_imagenet.models.catalogue import ModelSpec, resolve_model
@@ -176,7 +177,7 @@ def _run_dataset_pass(
         module = MultiModelPredictor(backbones, {job.spec.id: job.preprocessing.key() for job in jobs})
         workers = params.inference.num_workers
         loader = make_loader(
-            DecodeOnceDataset([s.path for s in dataset.samples], indices, specs),
+            DecodeOnceDataset(dataset.samples, indices, specs),
             params.inference.batch_size,
             auto_num_workers() if workers == "auto" else workers,
             pin_memory=accelerator == "gpu",
@@ -211,7 +212,7 @@ def _finalise(job: CacheJob, partial: PartialChunks, params: Params, accelerator
             f"delete {job.path} and rerun"
         )
     failures = [
-        {"sample_id": dataset.samples[i].sample_id, "path": str(dataset.samples[i].path), "reason": reason}
+        {"sample_id": dataset.samples[i].sample_id, "path": sample_label(dataset.samples[i]), "reason": reason}
         for i, reason in failed
     ]
     if failures and params.inference.bad_images == "error":
@@ -249,6 +250,7 @@ def _finalise(job: CacheJob, partial: PartialChunks, params: Params, accelerator
         dataset.targets[indices],
         [dataset.samples[i].sample_id for i in indices],
         meta,
+        [list(dataset.label_lists[i]) for i in indices] if dataset.label_lists else None,
     )
     log.info("wrote %s (%d samples)", job.path, len(indices))
 
