@@ -212,3 +212,54 @@ def test_imagenet_hard_rows_run_through_inference_with_label_lists_in_the_cache(
     assert cache.label_lists == [[5], [7, 9], [3]]
     (skipped,) = cache.meta["skipped"]
     assert skipped["sample_id"] == "hard_00002" and "#hard_00002" in skipped["path"]
+
+
+SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "cue_conflict_sample"
+
+
+@pytest.mark.skipif(not SAMPLE.is_dir(), reason="needs ../shared/data/cue_conflict_sample")
+def test_shape_bias_runs_on_the_real_cue_conflict_sample(tmp_path):
+    """48 of the real stimuli (Geirhos et al. 2019, CC BY 4.0) through a model, the cache and the analysis."""
+    from beyond_imagenet.analyses.paper_suite import run_shape_bias
+    from beyond_imagenet.analyses.store import CacheStore
+
+    params = parse_params(
+        {
+            "models": ["demo_random_convnext_sup"],
+            "datasets": {"cc": {"path": str(SAMPLE), "kind": "cue_conflict", "check_size": False}},
+            "inference": {"num_workers": 0, "cache_dir": str(tmp_path / "cache")},
+            "analyses": {"shape_bias": {"dataset": "cc"}},
+            "tracking": {"enabled": False},
+            "results_dir": str(tmp_path / "results"),
+        }
+    )
+    run_inference(params)
+    cache = load_cache(cache_path(tmp_path / "cache", "cc", "demo_random_convnext_sup"))
+    assert len(cache) == 48 and cache.meta["preprocessing"]["resize_mode"] == "none"  # 224 px PNGs, unresized
+    (record,) = run_shape_bias(params, CacheStore(tmp_path / "cache"))
+    assert record.details["n_images"] == 48 and record.details["n_conflict"] == 45  # 3 shape == texture images
+    n_shape = round(record.metrics["shape_bias/fraction_correct_shape"] * 48)
+    n_texture = round(record.metrics["shape_bias/fraction_correct_texture"] * 48)
+    if n_shape + n_texture:
+        assert record.metrics["shape_bias/overall"] == pytest.approx(n_shape / (n_shape + n_texture))
+
+
+def test_verify_command_lists_every_undecodable_image(tmp_path, capsys):
+    from beyond_imagenet.cli import main
+
+    for i, wnid in enumerate(imagenet_wnids()[:2]):
+        write_image(tmp_path / "val" / wnid / f"ILSVRC2012_val_0000000{i + 1}.JPEG")
+    (tmp_path / "val" / imagenet_wnids()[0] / "ILSVRC2012_val_00000009.JPEG").write_bytes(b"")
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        json.dumps(
+            {
+                "models": ["demo_random_vit_sup"],
+                "datasets": {"v": {"path": str(tmp_path / "val"), "kind": "image_folder"}},
+            }
+        )
+    )
+    assert main(["verify", "--params", str(params)]) == 2
+    out = capsys.readouterr()
+    assert "ILSVRC2012_val_00000009.JPEG: empty file (0 bytes)" in out.out and "3 images" in out.out
+    assert main(["verify", "--params", str(params), "--no-decode"]) == 0

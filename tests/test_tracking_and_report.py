@@ -85,14 +85,19 @@ def test_report_puts_models_side_by_side(tmp_path):
         ),
     ]
     header, rows = summary_table(records)
-    assert header == ["model", "family", "paradigm", "accuracy/d/top1", "calibration/d/ece"]
-    assert rows == [["a", "vit", "clip", "85.5000", "0.0312"], ["b", "vit", "clip", "66.2500", ""]]
+    assert header == ["metric", "a", "b"]
+    assert rows == [
+        ["family", "vit", "vit"],
+        ["paradigm", "clip", "clip"],
+        ["accuracy/d/top1", "85.5000", "66.2500"],
+        ["calibration/d/ece", "0.0312", ""],
+    ]
     md, csv_path = write_report(records, tmp_path / "reports")
     text = md.read_text()
-    assert "| a | vit | clip | 85.5000 | 0.0312 |" in text
+    assert "| accuracy/d/top1 | 85.5000 | 66.2500 |" in text
     assert "](../results/figures/calibration/d/all_models.png)" in text
     with Path(csv_path).open() as handle:
-        assert list(csv.reader(handle))[2] == ["b", "vit", "clip", "66.2500", ""]
+        assert list(csv.reader(handle))[4] == ["calibration/d/ece", "0.0312", ""]
 
 
 @pytest.mark.parametrize(
@@ -105,4 +110,21 @@ def test_report_puts_models_side_by_side(tmp_path):
 )
 def test_report_number_format(name, value, text):
     _, rows = summary_table([record("m", "accuracy", "d", {name: value})])
-    assert rows[0][-1] == text
+    assert rows[-1] == [name, text]
+
+
+def test_table2_in_the_paper_layout_says_what_the_average_misses():
+    from beyond_imagenet.report import table2
+
+    full = record("vit_sup", "robustness", "table2", {"robustness/average": 60.2})
+    full.details = {
+        "table2_row": {"imagenet_val": 85.5, "imagenet_v2": 76.2, "imagenet_a": 60.0, "imagenet_c": 59.8,
+                       "imagenet_hard": 28.5, "imagenet_r": 61.6, "imagenet_sketch": 46.1, "imagenet_real": 89.2},
+        "average_missing": [],
+    }  # fmt: skip
+    partial = record("mine", "robustness", "table2", {})
+    partial.details = {"table2_row": {"imagenet_val": 70.0}, "average_missing": ["imagenet_hard"]}
+    text = table2([full, partial])
+    assert "| Model | INet-Val | V2 | A | C | Hard | R | Sketch | Real | Average |" in text
+    assert "| vit_sup | 85.5 | 76.2 | 60.0 | 59.8 | 28.5 | 61.6 | 46.1 | 89.2 | 60.2 |" in text
+    assert "| mine | 70.0 | - | - | - | - | - | - | - | missing imagenet_hard |" in text

@@ -11,17 +11,15 @@ from beyond_imagenet.io_utils import atomic_write_text
 
 
 def summary_table(records: list[ResultRecord]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows: one row per model (in first-seen order), one column per namespaced metric."""
+    """Header and rows: one column per model (first-seen order) side by side, one row per namespaced metric,
+    after two rows giving each model's family and paradigm."""
     models = list(dict.fromkeys(r.model_id for r in records))
     metrics = sorted({name for r in records for name in r.metrics})
     values = {(r.model_id, name): value for r in records for name, value in r.metrics.items()}
-    paradigm = {r.model_id: (r.provenance.get("model") or {}).get("paradigm", "") for r in records}
-    family = {r.model_id: (r.provenance.get("model") or {}).get("family", "") for r in records}
-    rows = []
-    for model in models:
-        cells = [_format(name, values.get((model, name))) for name in metrics]
-        rows.append([model, str(family[model]), str(paradigm[model]), *cells])
-    return ["model", "family", "paradigm", *metrics], rows
+    model_info = {r.model_id: r.provenance.get("model") or {} for r in records}
+    rows = [[key, *(str(model_info[m].get(key, "")) for m in models)] for key in ("family", "paradigm")]
+    rows += [[name, *(_format(name, values.get((m, name))) for m in models)] for name in metrics]
+    return ["metric", *models], rows
 
 
 def _format(name: str, value: float | None) -> str:
@@ -54,13 +52,39 @@ def to_csv(header: list[str], rows: list[list[str]]) -> str:
     return buffer.getvalue()
 
 
+TABLE2_COLUMNS = (
+    ("imagenet_val", "INet-Val"), ("imagenet_v2", "V2"), ("imagenet_a", "A"), ("imagenet_c", "C"),
+    ("imagenet_hard", "Hard"), ("imagenet_r", "R"), ("imagenet_sketch", "Sketch"), ("imagenet_real", "Real"),
+)  # fmt: skip
+
+
+def table2(records: list[ResultRecord]) -> str:
+    """Paper Table 2 layout (top-1 %; Average over the 7 shifts, INet-Val excluded) from robustness records."""
+    rows = [r for r in records if r.analysis == "robustness"]
+    if not rows:
+        return ""
+    header = ["Model", *(label for _, label in TABLE2_COLUMNS), "Average"]
+    lines = ["## Robustness (paper Table 2)", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for record in rows:
+        row = record.details.get("table2_row", {})
+        cells = [f"{row[key]:.1f}" if key in row else "-" for key, _ in TABLE2_COLUMNS]
+        average = record.metrics.get("robustness/average")
+        missing = ", ".join(record.details.get("average_missing", []))
+        cells.append(f"{average:.1f}" if average is not None else f"missing {missing}")
+        lines.append("| " + " | ".join([record.model_id, *cells]) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def write_report(records: list[ResultRecord], reports_dir: str | Path) -> list[Path]:
     """Write ``summary.md`` and ``summary.csv``; figures are linked relative to the report."""
     reports_dir = Path(reports_dir)
     header, rows = summary_table(records)
     figures = sorted({a for r in records for a in r.artifacts if Path(a).stem == "all_models"})
     links = [Path("..", f).as_posix() if not Path(f).is_absolute() else f for f in figures]
+    markdown = to_markdown(header, rows, links)
+    if table2(records):
+        markdown += "\n" + table2(records)
     return [
-        atomic_write_text(reports_dir / "summary.md", to_markdown(header, rows, links)),
+        atomic_write_text(reports_dir / "summary.md", markdown),
         atomic_write_text(reports_dir / "summary.csv", to_csv(header, rows)),
     ]

@@ -44,7 +44,11 @@ def _imagenet_c_accuracies(store: CacheStore, dataset: str, model_id: str) -> di
         cache = store.get(dataset, model_id, variant)
         per_set[(corruption, int(severity))] = _top1(cache)
         provenance[f"{dataset}/{variant}"] = provenance_from_cache(cache)
-    return imagenet_c_summary(per_set), provenance
+    summary = imagenet_c_summary(per_set)
+    summary["per_set_accuracy"] = {
+        f"{c}/{s}": v for (c, s), v in sorted(per_set.items())
+    }  # every corruption x severity
+    return summary, provenance
 
 
 def _robustness_for_model(params: Params, store: CacheStore, model_id: str) -> tuple[dict, dict, dict]:
@@ -52,7 +56,7 @@ def _robustness_for_model(params: Params, store: CacheStore, model_id: str) -> t
     from beyond_imagenet.analyses.real import load_real_labels, real_accuracy
 
     config = params.analyses.robustness
-    accuracy, extra, provenance = {}, {}, {}
+    accuracy, extra, provenance, extra_details = {}, {}, {}, {}
     for name in config.datasets:
         role = dataset_kind(name, params.datasets[name]).name
         if role not in ROBUSTNESS_COLUMNS:
@@ -63,6 +67,7 @@ def _robustness_for_model(params: Params, store: CacheStore, model_id: str) -> t
         if role == "imagenet_c":
             summary, variant_provenance = _imagenet_c_accuracies(store, name, model_id)
             provenance.update(variant_provenance)
+            extra_details["imagenet_c_per_set"] = summary["per_set_accuracy"]
             accuracy[role] = summary["mean_accuracy"]
             extra["imagenet_c/mce"] = summary["mce"]
             extra.update({f"imagenet_c/{c}/top1": v for c, v in summary["per_corruption_accuracy"].items()})
@@ -84,7 +89,7 @@ def _robustness_for_model(params: Params, store: CacheStore, model_id: str) -> t
             real = real_accuracy(predicted, cache.sample_ids, load_real_labels(config.real_labels))
             accuracy["imagenet_real"] = real["accuracy"]
             extra["imagenet_real/n_unlabeled_skipped"] = float(real["n_unlabeled_skipped"])
-    return accuracy, extra, provenance
+    return accuracy, extra, provenance, extra_details
 
 
 def run_robustness(params: Params, store: CacheStore) -> list[ResultRecord]:
@@ -98,7 +103,7 @@ def run_robustness(params: Params, store: CacheStore) -> list[ResultRecord]:
 
     records, table = [], {}
     for model_id in params.models:
-        accuracy, extra, provenance = _robustness_for_model(params, store, model_id)
+        accuracy, extra, provenance, extra_details = _robustness_for_model(params, store, model_id)
         metrics = {f"robustness/{k}/top1": v for k, v in accuracy.items()}
         metrics.update({f"robustness/{k}": v for k, v in extra.items()})
         missing = [s for s in TABLE2_SHIFTS if s not in accuracy]
@@ -109,7 +114,7 @@ def run_robustness(params: Params, store: CacheStore) -> list[ResultRecord]:
                 metrics["robustness/effective_robustness_ratio"] = ratio
         if all(s in accuracy for s in JANUS_SHIFTS):
             metrics["robustness/janus_average_robustness"] = average_robustness(accuracy, JANUS_SHIFTS)
-        details = {"table2_row": accuracy, "average_missing": missing}
+        details = {"table2_row": accuracy, "average_missing": missing, **extra_details}
         record = ResultRecord("robustness", model_id, "table2", metrics, details=details, provenance=provenance)
         first = next(iter(provenance.values()), {})
         record.provenance = {**first, "datasets": provenance}
