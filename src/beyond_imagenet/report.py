@@ -52,22 +52,19 @@ def to_csv(header: list[str], rows: list[list[str]]) -> str:
     return buffer.getvalue()
 
 
-TABLE2_COLUMNS = (
-    ("imagenet_val", "INet-Val"), ("imagenet_v2", "V2"), ("imagenet_a", "A"), ("imagenet_c", "C"),
-    ("imagenet_hard", "Hard"), ("imagenet_r", "R"), ("imagenet_sketch", "Sketch"), ("imagenet_real", "Real"),
-)  # fmt: skip
-
-
 def table2(records: list[ResultRecord]) -> str:
     """Paper Table 2 layout (top-1 %; Average over the 7 shifts, INet-Val excluded) from robustness records."""
+    from beyond_imagenet.analyses.robustness_metrics import DATASET_LABELS, ID_DATASET, TABLE2_SHIFTS
+
     rows = [r for r in records if r.analysis == "robustness"]
     if not rows:
         return ""
-    header = ["Model", *(label for _, label in TABLE2_COLUMNS), "Average"]
+    columns = (ID_DATASET, *TABLE2_SHIFTS)
+    header = ["Model", *(DATASET_LABELS[c] for c in columns), "Average"]
     lines = ["## Robustness (paper Table 2)", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for record in rows:
         row = record.details.get("table2_row", {})
-        cells = [f"{row[key]:.1f}" if key in row else "-" for key, _ in TABLE2_COLUMNS]
+        cells = [f"{row[key]:.1f}" if key in row else "-" for key in columns]
         average = record.metrics.get("robustness/average")
         missing = ", ".join(record.details.get("average_missing", []))
         cells.append(f"{average:.1f}" if average is not None else f"missing {missing}")

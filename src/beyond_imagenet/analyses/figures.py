@@ -30,7 +30,7 @@ def grouped_bars(
 ) -> Figure:
     """One group of bars per entry of ``groups``, one bar per series (model); ``None`` leaves a gap."""
     n_series = max(len(series), 1)
-    fig = Figure(figsize=(max(6.0, 0.28 * len(groups) * (n_series + 1)), 4.2), layout="constrained")
+    fig = Figure(figsize=(max(6.0, 0.3 * len(groups) * (n_series + 1)), 4.0), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     centres = np.arange(len(groups), dtype=np.float64)
     width = 0.8 / n_series

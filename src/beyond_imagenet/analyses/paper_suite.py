@@ -13,21 +13,13 @@ from matplotlib.figure import Figure
 from beyond_imagenet.analyses.accuracy import topk_accuracy
 from beyond_imagenet.analyses.common import ResultRecord, figure_path, label_space_logits, provenance_from_cache
 from beyond_imagenet.analyses.figures import grouped_bars, save_figure
+from beyond_imagenet.analyses.robustness_metrics import ID_DATASET, TABLE2_SHIFTS
 from beyond_imagenet.analyses.store import CacheStore
 from beyond_imagenet.config import Params
 from beyond_imagenet.data.registry import dataset_kind
 from beyond_imagenet.errors import UserError
 
-ROBUSTNESS_COLUMNS = (
-    "imagenet_val",
-    "imagenet_v2",
-    "imagenet_a",
-    "imagenet_c",
-    "imagenet_hard",
-    "imagenet_r",
-    "imagenet_sketch",
-    "imagenet_real",
-)
+ROBUSTNESS_COLUMNS = (ID_DATASET, *TABLE2_SHIFTS)  # Table 2 columns, in the paper's order
 JANUS_SHIFTS = ("imagenet_v2", "imagenet_sketch", "imagenet_r", "imagenet_a")  # TRANSFER.md §5.2
 
 
@@ -95,9 +87,9 @@ def _robustness_for_model(params: Params, store: CacheStore, model_id: str) -> t
 def run_robustness(params: Params, store: CacheStore) -> list[ResultRecord]:
     """Table 2 per model; the average needs all 7 shifted sets and says which are missing otherwise."""
     from beyond_imagenet.analyses.robustness_metrics import (
-        TABLE2_SHIFTS,
         average_robustness,
         effective_robustness_ratio,
+        robustness_figure,
         table2_average,
     )
 
@@ -120,10 +112,8 @@ def run_robustness(params: Params, store: CacheStore) -> list[ResultRecord]:
         record.provenance = {**first, "datasets": provenance}
         records.append(record)
         table[model_id] = accuracy
-    columns = [c for c in ROBUSTNESS_COLUMNS if any(c in row for row in table.values())]
-    series = {m: [row.get(c) for c in columns] for m, row in table.items()}
     path = figure_path(params.results_dir, "robustness", "table2", "all_models")
-    save_figure(grouped_bars(columns, series, "Top-1 accuracy (%)", "Robustness (Fig. 6 top)", (0, 100)), path)
+    save_figure(robustness_figure(table), path)
     for record in records:
         record.artifacts.append(str(path))
     return records

@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from scipy import special, stats
 
+from beyond_imagenet.analyses.figures import grouped_bars, save_figure
 from beyond_imagenet.data.registry import IMAGENET_C_CORRUPTIONS, IMAGENET_C_SEVERITIES
 from beyond_imagenet.errors import UserError
-from beyond_imagenet.io_utils import atomic_write_with
 
 # PROTOCOL §7.8: the 15 standard corruptions (folder names) and 5 severities, defined with the dataset layout.
 # The 4 "extra" corruptions are not used (PROTOCOL §7.8); they are ignored if present.
@@ -361,31 +360,18 @@ def _validate_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]
     return list(rows)
 
 
-def _build_robustness_figure(rows: list[Mapping[str, Any]]) -> Figure:
-    """Grouped bars: one group per dataset (INet-Val, then the 7 shifts), one bar per model."""
-    datasets = (ID_DATASET, *TABLE2_SHIFTS)
-    n_models = len(rows)
-    width_in = max(6.0, 0.3 * len(datasets) * (n_models + 1))
-    fig = Figure(figsize=(width_in, 4.0), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)  # Agg renders it whatever pyplot backend is active
-    ax = fig.add_subplot()
-    centres = np.arange(len(datasets), dtype=np.float64)
-    bar_w = 0.8 / n_models
-    for i, row in enumerate(rows):
-        values = [float(row[d]) for d in datasets]
-        ax.bar(centres - 0.4 + bar_w * (i + 0.5), values, width=bar_w, label=str(row["model"]))
-    ax.set_xticks(centres, [DATASET_LABELS[d] for d in datasets])
-    ax.set_ylim(0.0, 100.0)
-    ax.set_ylabel("Top-1 accuracy (%)")
-    ax.set_title("Robustness (paper Fig. 6, top)")
-    fig.legend(loc="outside lower center", ncols=min(n_models, 6), fontsize="small")  # clear of the bars
-    return fig
+def robustness_figure(per_model: Mapping[str, Mapping[str, float]]) -> Figure:
+    """Paper Fig. 6 (top): one group of bars per Table 2 column (INet-Val, then the shifts), one bar per model.
+
+    Columns no model has are left out; a model missing a column leaves a gap.
+    """
+    columns = [c for c in (ID_DATASET, *TABLE2_SHIFTS) if any(c in acc for acc in per_model.values())]
+    series = {str(model): [acc.get(c) for c in columns] for model, acc in per_model.items()}
+    labels = [DATASET_LABELS[c] for c in columns]
+    return grouped_bars(labels, series, "Top-1 accuracy (%)", "Robustness (paper Fig. 6, top)", (0.0, 100.0))
 
 
 def save_robustness_figure(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
-    """Write paper Fig. 6 (top) as a PNG at ``path`` atomically (temp file + os.replace) and return the path."""
-    fig = _build_robustness_figure(_validate_rows(rows))
-    try:
-        return atomic_write_with(path, lambda fh: fig.savefig(fh, format="png"))
-    finally:
-        fig.clear()
+    """Write paper Fig. 6 (top) for complete Table 2 rows as a PNG at ``path`` (atomically) and return the path."""
+    rows = _validate_rows(rows)
+    return save_figure(robustness_figure({row["model"]: row for row in rows}), path)
