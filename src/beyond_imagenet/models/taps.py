@@ -1,0 +1,91 @@
+"""Layer taps for representation similarity (PROTOCOL §10): which modules, and their flattened outputs.
+
+Layer types per family, as the paper's Fig. 8 panels (forward order within each):
+
+* ViT (timm DeiT III and OpenCLIP ViT): attention = each self-attention module's output after its output
+  projection, before the residual add (OpenCLIP's ``nn.MultiheadAttention`` returns a tuple: element 0);
+  linear = the two MLP linears per block only; normalisation = the two LayerNorms per block plus the final
+  norm (and ``ln_pre`` / ``ln_post`` for OpenCLIP).
+* ConvNeXt (timm, and OpenCLIP's timm trunk): conv = each block's 7x7 depthwise conv (stem and downsample
+  convs are not included; recorded as the choice); linear = pwconv1/pwconv2 (``mlp.fc1``/``fc2``);
+  normalisation = block LayerNorms plus the stem and downsample LayerNorms.
+
+``all`` is the union in forward (module registration) order. Activations are flattened to one row per image:
+tokens [B, T, D] -> [B, T*D], maps [B, C, H, W] -> [B, C*H*W]; sequence-first tokens are made batch-first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from beyond_imagenet.models.backbone import Backbone
+
+LAYER_TYPES = ("all", "attention_or_conv", "linear", "normalisation")
+CONVNEXT_CONV_CHOICE = "block depthwise 7x7 convs only (no stem / downsample convs)"
+
+_PATTERNS: dict[str, dict[str, re.Pattern]] = {
+    "vit": {
+        "attention_or_conv": re.compile(r"(^|\.)(blocks|resblocks)\.\d+\.attn$"),
+        "linear": re.compile(r"(^|\.)(blocks|resblocks)\.\d+\.mlp\.(fc1|fc2|c_fc|c_proj)$"),
+        "normalisation": re.compile(
+            r"((^|\.)(blocks|resblocks)\.\d+\.(norm1|norm2|ln_1|ln_2)$|^(norm|ln_pre|ln_post)$)"
+        ),
+    },
+    "convnet": {
+        "attention_or_conv": re.compile(r"(^|\.)stages\.\d+\.blocks\.\d+\.conv_dw$"),
+        "linear": re.compile(r"(^|\.)stages\.\d+\.blocks\.\d+\.mlp\.(fc1|fc2)$"),
+        "normalisation": re.compile(r"((^|\.)stages\.\d+\.blocks\.\d+\.norm$|(^|\.)stem\.1$|(^|\.)downsample\.0$)"),
+    },
+}
+
+
+def layer_sets(backbone: Backbone) -> dict[str, list[str]]:
+    """Module names of the image model per layer type (keys of :data:`LAYER_TYPES`)."""
+    family = backbone.spec.family
+    if family not in _PATTERNS:
+        raise ValueError(f"{backbone.spec.id}: CKA layer sets are defined for ViT and ConvNeXt, not {family!r}")
+    names = [name for name, _ in backbone.image_model.named_modules()]
+    sets = {kind: [n for n in names if pattern.search(n)] for kind, pattern in _PATTERNS[family].items()}
+    wanted = {n for layer_names in sets.values() for n in layer_names}
+    sets["all"] = [n for n in names if n in wanted]
+    empty = [kind for kind, layer_names in sets.items() if not layer_names]
+    if empty:
+        raise ValueError(f"{backbone.spec.id}: no modules matched the {', '.join(empty)} layer set(s)")
+    return {kind: sets[kind] for kind in LAYER_TYPES}
+
+
+def flatten_activation(output, batch_size: int) -> torch.Tensor:
+    """One row per image; tuple outputs (nn.MultiheadAttention) use element 0; [T, B, D] becomes [B, T*D]."""
+    tensor = output[0] if isinstance(output, tuple) else output
+    if tensor.dim() == 3 and tensor.shape[0] != batch_size and tensor.shape[1] == batch_size:
+        tensor = tensor.transpose(0, 1)  # sequence-first (older OpenCLIP transformers)
+    if tensor.shape[0] != batch_size:
+        raise ValueError(f"cannot find the batch axis of an activation of shape {tuple(tensor.shape)}")
+    return tensor.reshape(batch_size, -1)
+
+
+@contextmanager
+def record_activations(backbone: Backbone, names: list[str], batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
+    """Inside the block, each forward fills the yielded dict with name -> [B, features] (detached)."""
+    modules = dict(backbone.image_model.named_modules())
+    store: dict[str, torch.Tensor] = {}
+    handles = []
+
+    def hook_for(name: str):
+        def hook(module: nn.Module, inputs, output) -> None:
+            store[name] = flatten_activation(output, batch_size).detach()
+
+        return hook
+
+    try:
+        for name in names:
+            handles.append(modules[name].register_forward_hook(hook_for(name)))
+        yield store
+    finally:
+        for handle in handles:
+            handle.remove()
