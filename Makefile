@@ -13,7 +13,7 @@ export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help venv demo demo-data repro test test-fast lint format mlflow-ui fetch-weights list-models clean
+.PHONY: help venv demo demo-data repro test test-fast bench lint format mlflow-ui fetch-weights list-models clean
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-15s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ test: $(STAMP) ## run the test suite (no GPU, no network needed)
 
 test-fast: $(STAMP) ## tests without the slow end-to-end ones
 	$(BIN)/python -m pytest -m "not gpu and not network and not slow"
+
+bench: $(STAMP) ## benchmarks: CKA peak memory flat in the number of images (writes benchmarks/*.json)
+	$(BIN)/python benchmarks/cka_memory.py
 
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check src tests

@@ -111,6 +111,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--retain", action="store_true", help="control: keep all features (memory grows with N)")
     parser.add_argument("--output", type=Path, default=OUTPUT)
+    parser.add_argument(
+        "--max-ratio", type=float, default=1.25, help="fail when peak growth at the largest N exceeds this x the first"
+    )
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
@@ -129,6 +132,9 @@ def main() -> None:
             f" {row['seconds']:>8.2f} {ratio:>12.3f}"
         )
     print(f"wrote {args.output}")
+    worst = max(row["peak_growth_mib"] for row in rows[1:]) / first["peak_growth_mib"] if len(rows) > 1 else 1.0
+    if not args.retain and worst > args.max_ratio:
+        sys.exit(f"FAIL: CKA peak memory grew {worst:.2f}x with the number of images (limit {args.max_ratio}x)")
 
 
 if __name__ == "__main__":

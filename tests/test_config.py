@@ -235,3 +235,34 @@ def test_load_params_reads_a_written_file(tmp_path):
     params = load_params(path)
     assert (params.inference.batch_size, params.inference.precision, params.inference.num_workers) == (7, "bf16", 0)
     assert params.datasets["v2"] == DatasetConfig(path="d/v2", kind="image_folder", class_folders="integer")
+
+
+def test_paper_config_parses_with_the_protocol_settings():
+    params = load_params(REPO_ROOT / "configs" / "paper.yaml")
+    assert params.models == ["vit_sup", "convnext_sup", "vit_clip", "convnext_clip"]
+    assert params.analyses.cka.fraction == 0.1 and params.analyses.cka.batch_size == 256  # §10
+    invariance = params.analyses.invariance
+    assert invariance.dataset == "imagenet_val" and invariance.images_per_class is None  # all 50,000 images
+    assert (invariance.scales, invariance.shifts, invariance.resolutions) == (
+        [1, 1.25, 1.5, 2, 3],
+        [0, 5, 30, 75, 100],
+        [112, 224, 336, 512, 640],
+    )  # §9.1-9.3
+    assert params.analyses.robustness.datasets[0] == "imagenet_val"
+
+
+@pytest.mark.parametrize(
+    ("section", "pattern"),
+    [
+        ({"cka": {"fraction": 1.5}}, r"analyses\.cka\.fraction must be in \(0, 1\]"),
+        ({"cka": {"batch_size": 2}}, r"analyses\.cka\.batch_size must be >= 4"),
+        ({"cka": {"layer_types": ["conv"]}}, r"analyses\.cka\.layer_types\[0\]"),
+        ({"invariance": {"scales": [1, 0]}}, r"analyses\.invariance\.scales must be positive"),
+        ({"invariance": {"shifts": [0, 5, 5]}}, r"analyses\.invariance\.shifts lists a value twice"),
+        ({"invariance": {"resolutions": [8]}}, r"analyses\.invariance\.resolutions must be input sizes"),
+        ({"invariance": {"images_per_class": 0}}, r"analyses\.invariance\.images_per_class must be >= 1"),
+    ],
+)
+def test_sweep_and_cka_settings_are_validated(section, pattern):
+    with pytest.raises(ParamsError, match=pattern):
+        parse_params(with_changes(analyses=section))

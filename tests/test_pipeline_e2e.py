@@ -71,6 +71,11 @@ def test_metrics_for_every_demo_model_in_dvc(demo_repo):
         assert 0.0 <= metrics[model]["calibration/demo_val/ece"] <= 1.0
         assert metrics[model]["accuracy/demo_val/n_samples"] == 400
         assert metrics[model]["accuracy/demo_val/top1"] == pytest.approx(metrics[model]["calibration/demo_val/top1"])
+    cka = next(iter(shown.values()))["data"]["results/cka/metrics.json"]["data"]
+    assert sorted(cka) == sorted(DEMO_MODELS)
+    for model in DEMO_MODELS:
+        assert 0.0 < cka[model]["cka/all/mean_offdiagonal"] <= 1.0 + 1e-6
+        assert len([k for k in cka[model] if k.startswith("cka_cross/") and k.endswith("/last_layer")]) == 3
 
 
 def test_mlflow_runs_with_metrics_and_reliability_diagrams(demo_repo):
@@ -97,6 +102,7 @@ def test_mlflow_runs_with_metrics_and_reliability_diagrams(demo_repo):
         "imagenet_x": "imagenet_x/pose/error_ratio",
         "pug": "pug/average",
         "shape_bias": "shape_bias/fraction_correct_shape",
+        "cka": "cka/normalisation/mean_adjacent",
     }
     for analysis, metric in expected.items():
         found = client.search_runs([experiment.experiment_id], f"tags.analysis = '{analysis}'")
@@ -116,6 +122,8 @@ def test_every_paper_figure_is_produced(demo_repo):
         "shape_bias/demo_cue_conflict/all_models.png",
     ):
         assert (figures / relative).stat().st_size > 10_000, relative
+    for name in ("all_models", "cross_models"):  # Fig. 8 and the cross-model grid
+        assert (demo_repo / "results" / "cka" / "figures" / "cka" / "demo_val" / f"{name}.png").stat().st_size > 10_000
 
 
 def test_rerun_is_up_to_date_and_an_analysis_param_reruns_only_analysis_and_report(demo_repo):
@@ -128,5 +136,6 @@ def test_rerun_is_up_to_date_and_an_analysis_param_reruns_only_analysis_and_repo
     output = _run(["dvc", "repro"], demo_repo).stdout
     assert "Running stage 'analyze'" in output and "Running stage 'report'" in output
     assert "Running stage 'inference'" not in output and "Running stage 'data'" not in output
+    assert "Running stage 'cka'" not in output
     bins = json.loads((demo_repo / "results/records/calibration/demo_val/demo_random_vit_sup.json").read_text())
     assert bins["details"]["bins"]["n_bins"] == 10

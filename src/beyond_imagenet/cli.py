@@ -179,6 +179,22 @@ def cmd_analyze(args: argparse.Namespace) -> None:
         print(f"logged {len(run_ids)} MLflow runs to {params.tracking.tracking_uri} (`make mlflow-ui` to browse)")
 
 
+def cmd_cka(args: argparse.Namespace) -> None:
+    from beyond_imagenet.analyses.cka_run import cka_results_dir, run_cka
+    from beyond_imagenet.config import load_params
+
+    params = load_params(args.params)
+    records = run_cka(params, args.models)
+    for record in records:
+        _print_record(record)
+    print(f"records, CKA matrices (.npz) and Fig. 8 under {cka_results_dir(params)}")
+    if not args.no_mlflow:
+        from beyond_imagenet.tracking.mlflow_logger import log_records
+
+        run_ids = log_records(records, params.tracking, stage="cka")
+        print(f"logged {len(run_ids)} MLflow runs to {params.tracking.tracking_uri} (`make mlflow-ui` to browse)")
+
+
 def cmd_analyze_cache(args: argparse.Namespace) -> None:
     from beyond_imagenet.analyses.accuracy import analyse_accuracy
     from beyond_imagenet.analyses.calibration import analyse_calibration, save_calibration_figures
@@ -199,12 +215,13 @@ def cmd_analyze_cache(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
+    from beyond_imagenet.analyses.cka_run import cka_results_dir
     from beyond_imagenet.analyses.registry import load_records
     from beyond_imagenet.config import load_params
     from beyond_imagenet.report import write_report
 
     params = load_params(args.params)
-    records = load_records(params.results_dir)
+    records = load_records(params.results_dir) + load_records(cka_results_dir(params))
     if not records:
         raise UserError(f"no result records under {params.results_dir}/records; run `dvc repro analyze` first")
     paths = write_report(records, params.reports_dir)
@@ -279,6 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = add("analyze", cmd_analyze, "run analyses on the caches and log to MLflow", params=True)
     analyze.add_argument("--analyses", nargs="+", help="subset of analyses (default: all)")
     analyze.add_argument("--no-mlflow", action="store_true", help="write records and metrics only")
+    cka = add("cka", cmd_cka, "minibatch CKA between layers and across models (Fig. 8); needs the models", params=True)
+    cka.add_argument("--models", nargs="+", help="subset of (or other) model ids")
+    cka.add_argument("--no-mlflow", action="store_true", help="write records and figures only")
     from_cache = add("analyze-cache", cmd_analyze_cache, "accuracy and calibration from cache directories")
     from_cache.add_argument("cache_dirs", nargs="+", type=Path)
     from_cache.add_argument("--out", default="results-byo", help="where records and figures go")

@@ -97,6 +97,30 @@ class ShapeBiasConfig:
 
 
 @dataclass(frozen=True)
+class InvarianceConfig:
+    """Transformation-invariance sweeps on an ImageNet val dataset (§9, Fig. 7); each point is a cache variant."""
+
+    dataset: str | None = None
+    scales: list[float] = field(default_factory=lambda: [1.0, 1.25, 1.5, 2.0, 3.0])  # §9.1: s, shorter side int(s·R)
+    shifts: list[int] = field(default_factory=lambda: [0, 5, 30, 75, 100])  # §9.2: d pixels along the longer side
+    resolutions: list[int] = field(default_factory=lambda: [112, 224, 336, 512, 640])  # §9.3: r
+    images_per_class: int | None = None  # None: the whole dataset (the paper); k: first k per class, a quick run
+
+
+@dataclass(frozen=True)
+class CkaConfig:
+    """Minibatch linear CKA (§10, Fig. 8), computed from the models by the ``cka`` stage, not from caches."""
+
+    dataset: str | None = None
+    fraction: float = 0.1  # class-stratified subset: 5 of the 50 images per class of ImageNet val
+    batch_size: int = 256  # images per CKA minibatch; a last batch under 4 images is dropped (unbiased HSIC)
+    layer_types: list[Literal["all", "attention_or_conv", "linear", "normalisation"]] = field(
+        default_factory=lambda: ["all", "attention_or_conv", "linear", "normalisation"]
+    )
+    cross_model: bool = True  # beyond the paper: CKA between the "all" layers of every pair of models
+
+
+@dataclass(frozen=True)
 class AnalysesConfig:
     accuracy: AccuracyConfig = field(default_factory=AccuracyConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
@@ -104,6 +128,8 @@ class AnalysesConfig:
     imagenet_x: ImageNetXConfig = field(default_factory=ImageNetXConfig)
     pug: PugConfig = field(default_factory=PugConfig)
     shape_bias: ShapeBiasConfig = field(default_factory=ShapeBiasConfig)
+    invariance: InvarianceConfig = field(default_factory=InvarianceConfig)
+    cka: CkaConfig = field(default_factory=CkaConfig)
 
     def dataset_references(self) -> list[tuple[str, str]]:
         """(field, dataset name) for every dataset an analysis names, e.g. ("pug.dataset", "pug_imagenet")."""
@@ -224,6 +250,8 @@ def _check_values(params: Params) -> None:
         raise ParamsError(f"params: inference.num_workers must be >= 0 or 'auto', got {workers}")
     if params.analyses.calibration.n_bins < 1:
         raise ParamsError(f"params: analyses.calibration.n_bins must be >= 1, got {params.analyses.calibration.n_bins}")
+    _check_sweeps(params.analyses.invariance)
+    _check_cka(params.analyses.cka)
     if not params.models:
         raise ParamsError("params: models must name at least one model (see `beyond-imagenet list-models`)")
     for where, name in params.analyses.dataset_references():
@@ -231,6 +259,32 @@ def _check_values(params: Params) -> None:
             close = difflib.get_close_matches(name, list(params.datasets), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ParamsError(f"params: analyses.{where} names {name!r}, which is not a key of `datasets`.{hint}")
+
+
+def _check_sweeps(config: InvarianceConfig) -> None:
+    where = "params: analyses.invariance"
+    if any(s <= 0 for s in config.scales):
+        raise ParamsError(f"{where}.scales must be positive factors of the standard resize, got {config.scales}")
+    if any(d < 0 for d in config.shifts):
+        raise ParamsError(f"{where}.shifts must be pixel offsets >= 0, got {config.shifts}")
+    if any(r < 16 for r in config.resolutions):
+        raise ParamsError(f"{where}.resolutions must be input sizes >= 16 px, got {config.resolutions}")
+    if config.images_per_class is not None and config.images_per_class < 1:
+        raise ParamsError(f"{where}.images_per_class must be >= 1 or null (all images), got {config.images_per_class}")
+    for name in ("scales", "shifts", "resolutions"):
+        values = getattr(config, name)
+        if len(set(values)) != len(values):
+            raise ParamsError(f"{where}.{name} lists a value twice: {values}")
+
+
+def _check_cka(config: CkaConfig) -> None:
+    where = "params: analyses.cka"
+    if not 0 < config.fraction <= 1:
+        raise ParamsError(f"{where}.fraction must be in (0, 1] (the paper: 0.1), got {config.fraction}")
+    if config.batch_size < 4:
+        raise ParamsError(f"{where}.batch_size must be >= 4: the unbiased HSIC needs n >= 4, got {config.batch_size}")
+    if not config.layer_types:
+        raise ParamsError(f"{where}.layer_types must name at least one layer type")
 
 
 def parse_params(data: Any) -> Params:

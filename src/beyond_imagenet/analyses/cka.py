@@ -153,9 +153,10 @@ class MinibatchCKA:
         rows = _BatchStats(self.row_layers, row_grams, n)
         shared = self.col_layers == self.row_layers and all(col_grams[m] is row_grams[m] for m in self.row_layers)
         cols = rows if shared else _BatchStats(self.col_layers, col_grams, n)
-        self.cross_sum += rows.hsic_with(cols)
-        self.row_self_sum += rows.self_hsic()
-        self.col_self_sum += cols.self_hsic()
+        # The Grams may live on the GPU; the running sums stay on the CPU (a few KB, float64).
+        self.cross_sum += rows.hsic_with(cols).cpu()
+        self.row_self_sum += rows.self_hsic().cpu()
+        self.col_self_sum += cols.self_hsic().cpu()
         self.batches += 1
 
     @staticmethod
