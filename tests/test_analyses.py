@@ -161,4 +161,4 @@ def test_analyze_cache_command_on_a_hand_written_cache(tmp_path, capsys):
 def test_unknown_analysis_name_suggests_close_match():
     with pytest.raises(UnknownNameError, match="'calibration'"):
         resolve_analyses(["calibraton"])
-    assert set(ANALYSES) == {"accuracy", "calibration", "robustness", "imagenet_x", "pug", "shape_bias"}
+    assert set(ANALYSES) == {"accuracy", "calibration", "robustness", "imagenet_x", "pug", "shape_bias", "invariance"}

@@ -103,6 +103,7 @@ def test_mlflow_runs_with_metrics_and_reliability_diagrams(demo_repo):
         "pug": "pug/average",
         "shape_bias": "shape_bias/fraction_correct_shape",
         "cka": "cka/normalisation/mean_adjacent",
+        "invariance": "invariance/resolution/336/consistency",
     }
     for analysis, metric in expected.items():
         found = client.search_runs([experiment.experiment_id], f"tags.analysis = '{analysis}'")
@@ -120,6 +121,8 @@ def test_every_paper_figure_is_produced(demo_repo):
         "imagenet_x/demo_val/all_models.png",
         "pug/demo_pug/all_models.png",
         "shape_bias/demo_cue_conflict/all_models.png",
+        "invariance/demo_val/all_models.png",
+        "invariance/demo_val/consistency_all_models.png",
     ):
         assert (figures / relative).stat().st_size > 10_000, relative
     for name in ("all_models", "cross_models"):  # Fig. 8 and the cross-model grid

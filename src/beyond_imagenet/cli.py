@@ -149,8 +149,12 @@ def cmd_infer(args: argparse.Namespace) -> None:
 
     params = load_params(args.params)
     jobs = run_inference(params, args.datasets, args.models)
+    if params.analyses.invariance.dataset and not args.datasets:
+        from beyond_imagenet.inference.sweeps import run_invariance_sweeps
+
+        jobs += run_invariance_sweeps(params, args.models)  # §9: every sweep point is a cache variant
     for job in jobs:
-        print(f"{job.dataset.name} / {job.spec.id}: {job.path}")
+        print(f"{job.dataset.key} / {job.spec.id}: {job.path}")
 
 
 def _print_record(record) -> None:

@@ -7,7 +7,9 @@
   with the ViT position embedding resized bicubically (antialias, ``align_corners=False``).
 
 R is the model's standard resize size: 256 supervised, 224 CLIP (``PreprocessSpec.resize`` of the paper spec).
-Every transform maps a PIL RGB image to a normalised float tensor, like :func:`build_transform`.
+Scale and shift points are plain :class:`PreprocessSpec` values (:func:`scale_preprocess`, :func:`shift_preprocess`;
+the shift window and :class:`ShiftCrop` live in ``models.preprocessing``), so the transforms here are
+:func:`build_transform` of those specs: the code the cached sweeps of ``inference.sweeps`` run.
 """
 
 from __future__ import annotations
@@ -22,7 +24,27 @@ from torch import nn
 from beyond_imagenet.errors import UnknownNameError, UserError
 from beyond_imagenet.models.backbone import RANDOM_INIT_SEED, Backbone, build_backbone
 from beyond_imagenet.models.catalogue import ModelSpec
-from beyond_imagenet.models.preprocessing import PreprocessSpec
+from beyond_imagenet.models.preprocessing import PreprocessSpec, ShiftCrop, build_transform, shift_window
+
+__all__ = [
+    "PARADIGMS",
+    "RESOLUTIONS",
+    "SCALES",
+    "SHIFTS",
+    "STANDARD_RESIZE",
+    "ShiftCrop",
+    "build_at_resolution",
+    "resize_vit_position_embedding",
+    "resolution_preprocess",
+    "scale_preprocess",
+    "scale_transform",
+    "scaled_shorter_side",
+    "shift_preprocess",
+    "shift_transform",
+    "shift_window",
+    "spec_at_resolution",
+    "standard_resize",
+]
 
 SCALES: tuple[float, ...] = (1, 1.25, 1.5, 2, 3)
 SHIFTS: tuple[int, ...] = (0, 5, 30, 75, 100)
@@ -32,12 +54,6 @@ STANDARD_RESIZE: dict[str, int] = {"supervised": 256, "clip": 224}  # §9: R per
 PARADIGMS: tuple[str, ...] = tuple(STANDARD_RESIZE)
 
 Transform = Callable[[object], torch.Tensor]
-
-
-def _torchvision_transforms():
-    from beyond_imagenet._compat import import_torchvision
-
-    return import_torchvision().transforms
 
 
 def _check_paradigm(paradigm: str) -> None:
@@ -53,73 +69,40 @@ def standard_resize(spec_or_paradigm: PreprocessSpec | str) -> int:
     return STANDARD_RESIZE[spec_or_paradigm]
 
 
-def _tail(spec: PreprocessSpec, normalize: bool) -> list:
-    """ToTensor and (unless ``normalize`` is False, for tests) the model's normalisation (§9 intro)."""
-    transforms = _torchvision_transforms()
-    steps = [transforms.ToTensor()]
-    if normalize:
-        steps.append(transforms.Normalize(spec.mean, spec.std))
-    return steps
-
-
 def scaled_shorter_side(spec: PreprocessSpec, s: float) -> int:
     """``int(s·R)`` of §9.1: 256/320/384/512/768 supervised, 224/280/336/448/672 CLIP."""
     return int(s * standard_resize(spec))
 
 
+def scale_preprocess(spec: PreprocessSpec, s: float) -> PreprocessSpec:
+    """§9.1 as a spec: shorter side ``int(s·R)``, centre-crop ``spec.crop``, bilinear (even for CLIP)."""
+    return dataclasses.replace(
+        spec, resize=scaled_shorter_side(spec, s), interpolation="bilinear", resize_mode="shortest", shift=None
+    )
+
+
+def shift_preprocess(spec: PreprocessSpec, d: float) -> PreprocessSpec:
+    """§9.2 as a spec: ``resize_mode="shift"`` with ``resize = R``, bilinear; ``d`` stored as a float."""
+    return dataclasses.replace(
+        spec, resize=standard_resize(spec), interpolation="bilinear", resize_mode="shift", shift=float(d)
+    )
+
+
+def _transform(spec: PreprocessSpec, normalize: bool) -> Transform:
+    """:func:`build_transform` of ``spec``; ``normalize=False`` (tests) swaps in mean 0, std 1, an exact identity."""
+    if not normalize:
+        spec = dataclasses.replace(spec, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    return build_transform(spec)
+
+
 def scale_transform(spec: PreprocessSpec, s: float, *, normalize: bool = True) -> Transform:
-    """§9.1: resize the shorter side to ``int(s·R)`` with bilinear (even for CLIP), centre-crop ``spec.crop``."""
-    transforms = _torchvision_transforms()
-    bilinear = transforms.InterpolationMode.BILINEAR
-    geometry = [
-        transforms.Resize(scaled_shorter_side(spec, s), interpolation=bilinear, antialias=True),
-        transforms.CenterCrop(spec.crop),
-    ]
-    return transforms.Compose([*geometry, *_tail(spec, normalize)])
-
-
-def shift_window(width: int, height: int, R: int, crop: int, d: float) -> tuple[int, int, int]:
-    """§9.2 steps 1-4: ``(top, left, size)`` of the shifted square window in original-image pixels.
-
-    The window the standard pipeline (shorter side to ``R``, centre crop ``crop``) covers has side ``crop·m/R``
-    (``m = min(w, h)``) and its corner is the centre-crop offset mapped back by ``m/R``. ``d`` is added along the
-    longer side (``left`` when ``w > h``, else ``top``: square images shift vertically); all three are truncated
-    to int. The arithmetic order follows the official ``CropShift`` so truncation lands on the same pixel.
-    """
-    short, long = (height, width) if width > height else (width, height)
-    offset_short = ((R - crop) / 2 * short) / R
-    offset_long = ((long / short * R - crop) / 2 * short) / R + d
-    size = crop * short / R
-    top, left = (offset_short, offset_long) if width > height else (offset_long, offset_short)
-    return int(top), int(left), int(size)
-
-
-class ShiftCrop:
-    """§9.2 steps 1-6 on a PIL image: crop the shifted window (zero-padded past the border), resize to crop²."""
-
-    def __init__(self, R: int, crop: int, d: float):
-        transforms = _torchvision_transforms()
-        self.R, self.crop, self.d = R, crop, d
-        self.resize = transforms.Resize(
-            (crop, crop), interpolation=transforms.InterpolationMode.BILINEAR, antialias=True
-        )
-
-    def __call__(self, img):
-        from beyond_imagenet._compat import import_torchvision
-
-        functional = import_torchvision().transforms.functional
-        width, height = functional.get_image_size(img)
-        top, left, size = shift_window(width, height, self.R, self.crop, self.d)
-        return self.resize(functional.crop(img, top, left, size, size))  # pads with 0 outside the image
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(R={self.R}, crop={self.crop}, d={self.d})"
+    """§9.1: the transform of :func:`scale_preprocess` (Resize, CenterCrop, ToTensor, Normalize)."""
+    return _transform(scale_preprocess(spec, s), normalize)
 
 
 def shift_transform(spec: PreprocessSpec, d: float, *, normalize: bool = True) -> Transform:
-    """§9.2: the shifted, zero-padded window resized to ``spec.crop`` x ``spec.crop`` (bilinear), then the tail."""
-    transforms = _torchvision_transforms()
-    return transforms.Compose([ShiftCrop(standard_resize(spec), spec.crop, d), *_tail(spec, normalize)])
+    """§9.2: the transform of :func:`shift_preprocess` (:class:`ShiftCrop`, ToTensor, Normalize)."""
+    return _transform(shift_preprocess(spec, d), normalize)
 
 
 def resolution_preprocess(spec: PreprocessSpec, paradigm: str, r: int) -> PreprocessSpec:

@@ -67,6 +67,12 @@ def _run_calibration(params: Params, store: CacheStore) -> list[ResultRecord]:
     return records
 
 
+def _run_invariance(params: Params, store: CacheStore) -> list[ResultRecord]:
+    from beyond_imagenet.analyses.invariance import run_invariance
+
+    return run_invariance(params, store)
+
+
 def _variants_or_none(store: CacheStore, dataset: str, model_id: str) -> list[str | None]:
     return store.variants(dataset, model_id) or [None]
 
@@ -96,6 +102,12 @@ ANALYSES: dict[str, AnalysisSpec] = {
         AnalysisSpec("imagenet_x", "ImageNet-X error ratios of 16 factors", "§3, Fig. 2", _paper("imagenet_x")),
         AnalysisSpec("pug", "PUG-ImageNet accuracy per factor subset and mean", "§4, Fig. 3", _paper("pug")),
         AnalysisSpec("shape_bias", "shape vs texture bias on cue-conflict images", "§6, Fig. 5", _paper("shape_bias")),
+        AnalysisSpec(
+            "invariance",
+            "top-1, true-class probability and prediction consistency vs scale, shift and resolution",
+            "§9, Fig. 7",
+            _run_invariance,
+        ),
     )
 }
 

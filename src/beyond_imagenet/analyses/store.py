@@ -26,11 +26,17 @@ class CacheStore:
         return [self.get(dataset, model_id, variant) for model_id in model_ids]
 
     def variants(self, dataset: str, model_id: str) -> list[str]:
-        """Variant names recorded in the model's caches of ``dataset`` (empty for a plain dataset)."""
+        """Variant names recorded in the model's caches of ``dataset`` (empty for a plain dataset).
+
+        The invariance sweeps' caches (``scale/1.25``, ...; their config has a ``sweep``) are not variants of the
+        dataset itself and are left out, so e.g. accuracy on ImageNet val still reads the plain cache.
+        """
         found = []
         base = self.cache_dir / safe_name(dataset)
         for meta_file in sorted(base.glob(f"*/*/{META_FILE}")):
             meta = json.loads(meta_file.read_text())
+            if (meta.get("config") or {}).get("sweep"):
+                continue
             if meta.get("model", {}).get("model_id") == model_id and meta.get("dataset", {}).get("variant"):
                 found.append(meta["dataset"]["variant"])
         if not found and not base.is_dir():

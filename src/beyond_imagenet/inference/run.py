@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +27,8 @@ from beyond_imagenet.models.preprocessing import PreprocessSpec, resolve_preproc
 from beyond_imagenet.provenance import environment_record
 
 log = logging.getLogger(__name__)
+
+Builder = Callable[[ModelSpec], tuple]  # spec -> (Backbone, clip model or None), like build_backbone
 
 
 @dataclass
@@ -79,6 +81,52 @@ def label_space_record(label_space: LabelSpace) -> dict:
     }
 
 
+def job_config(
+    params: Params, dataset: ImageDataset, spec: ModelSpec, prep: PreprocessSpec, space: dict, files_sha256: str
+) -> dict:
+    """Everything that determines one cache's contents; its hash decides whether a cache is reused."""
+    config = {
+        "model": {**spec.as_record(), "custom_config": spec.custom_config},
+        "preprocessing": prep.as_record(),
+        "dataset_files_sha256": files_sha256,
+        "label_space": label_space_record(dataset.label_space),
+        "output_space": space,
+        "precision": params.inference.precision,
+        "bad_images": params.inference.bad_images,
+    }
+    if spec.paradigm == "clip":
+        from beyond_imagenet.models.zeroshot import head_key
+
+        config["zeroshot_head"] = head_key(spec, zeroshot_classnames(space, dataset.label_space))
+    return config
+
+
+def make_job(
+    params: Params,
+    dataset: ImageDataset,
+    spec: ModelSpec,
+    prep: PreprocessSpec,
+    files_sha256: str,
+    extra_config: dict | None = None,
+) -> CacheJob:
+    """The cache job of ``spec`` on ``dataset`` (path from its name and variant) with preprocessing ``prep``.
+
+    ``files_sha256`` is ``dataset.manifest_sha256()``, computed once per dataset by the caller (it reads every
+    file's size). ``extra_config`` adds keys to the hashed configuration (the invariance sweeps' sweep point).
+    """
+    space = output_space(spec, dataset.label_space)
+    config = {**job_config(params, dataset, spec, prep, space, files_sha256), **(extra_config or {})}
+    path = cache_path(params.inference.cache_dir, dataset.name, spec.id, dataset.variant)
+    digest = config_hash(config)
+    return CacheJob(dataset, spec, prep, space, path, config, digest, is_complete(path, digest))
+
+
+def model_preprocessing(params: Params, dataset: ImageDataset, spec: ModelSpec) -> PreprocessSpec:
+    """The model's resolved preprocessing (params mode), without resize and crop on pre-sized datasets."""
+    prep = resolve_preprocessing(spec, params.inference.preprocessing)
+    return without_geometry(prep) if dataset.geometry == "none" else prep
+
+
 def plan_jobs(params: Params, dataset_names: Sequence[str], model_ids: Sequence[str]) -> list[CacheJob]:
     """Resolve and validate everything; no model is built here."""
     specs = [resolve_model(m) for m in model_ids]
@@ -88,41 +136,27 @@ def plan_jobs(params: Params, dataset_names: Sequence[str], model_ids: Sequence[
     datasets = [d for name in dataset_names for d in resolve_datasets(name, params.datasets[name])]
     jobs = []
     for dataset in datasets:
-        manifest = dataset.manifest()
+        files_sha256 = dataset.manifest_sha256()
         for spec in specs:
-            space = output_space(spec, dataset.label_space)
-            prep = resolve_preprocessing(spec, params.inference.preprocessing)
-            if dataset.geometry == "none":
-                prep = without_geometry(prep)
-            config = {
-                "model": {**spec.as_record(), "custom_config": spec.custom_config},
-                "preprocessing": prep.as_record(),
-                "dataset_files_sha256": manifest["files_sha256"],
-                "label_space": label_space_record(dataset.label_space),
-                "output_space": space,
-                "precision": params.inference.precision,
-                "bad_images": params.inference.bad_images,
-            }
-            if spec.paradigm == "clip":
-                from beyond_imagenet.models.zeroshot import head_key
-
-                config["zeroshot_head"] = head_key(spec, zeroshot_classnames(space, dataset.label_space))
-            path = cache_path(params.inference.cache_dir, dataset.name, spec.id, dataset.variant)
-            digest = config_hash(config)
-            jobs.append(CacheJob(dataset, spec, prep, space, path, config, digest, is_complete(path, digest)))
+            jobs.append(make_job(params, dataset, spec, model_preprocessing(params, dataset, spec), files_sha256))
     return jobs
 
 
-def _build_backbones(jobs: list[CacheJob], params: Params, device) -> dict[str, object]:
-    """Build each needed model once; attach one zero-shot head per output space needed (CLIP)."""
-    from beyond_imagenet.models.backbone import build_backbone
+def _build_backbones(jobs: list[CacheJob], params: Params, device, build: Builder | None = None) -> dict[str, object]:
+    """Build each needed model once; attach one zero-shot head per output space needed (CLIP).
+
+    ``build`` maps a job's spec to ``(backbone, clip_model or None)``; default :func:`build_backbone`.
+    """
     from beyond_imagenet.models.weights import ensure_weights_available
+
+    if build is None:
+        from beyond_imagenet.models.backbone import build_backbone as build
 
     specs = {job.spec.id: job.spec for job in jobs}
     ensure_weights_available(list(specs.values()))
     backbones, heads = {}, {}
     for model_id, spec in specs.items():
-        backbone, clip_model = build_backbone(spec)
+        backbone, clip_model = build(spec)
         if spec.paradigm == "supervised" and backbone.output_dim != 1000:
             raise UserError(f"model {model_id} has a {backbone.output_dim}-class head; ImageNet-1k needs 1000")
         if clip_model is not None:
@@ -255,6 +289,30 @@ def _finalise(job: CacheJob, partial: PartialChunks, params: Params, accelerator
     log.info("wrote %s (%d samples)", job.path, len(indices))
 
 
+def run_jobs(todo: list[CacheJob], params: Params, callbacks: Sequence = (), build: Builder | None = None) -> None:
+    """Build each model of ``todo`` once (``build``, default :func:`build_backbone`), then one pass per dataset."""
+    from beyond_imagenet.inference.engine import resolve_accelerator
+
+    if not todo:
+        return
+    accelerator = resolve_accelerator(params.inference.device)
+    import torch
+
+    device = torch.device("cuda" if accelerator == "gpu" else "cpu")
+    built = _build_backbones(todo, params, device, build)
+    for key in dict.fromkeys(job.dataset.key for job in todo):
+        dataset_jobs = [job for job in todo if job.dataset.key == key]
+        _run_dataset_pass(dataset_jobs[0].dataset, dataset_jobs, built, params, accelerator, list(callbacks))
+
+
+def log_up_to_date(jobs: list[CacheJob]) -> list[CacheJob]:
+    """Log the complete caches and return the jobs still to run."""
+    for job in jobs:
+        if job.complete:
+            log.info("up to date: %s", job.path)
+    return [job for job in jobs if not job.complete]
+
+
 def run_inference(
     params: Params,
     dataset_names: Sequence[str] | None = None,
@@ -262,22 +320,7 @@ def run_inference(
     callbacks: Sequence = (),
 ) -> list[CacheJob]:
     """Fill every missing or outdated cache; return all jobs (complete ones untouched)."""
-    from beyond_imagenet.inference.engine import resolve_accelerator
-
     dataset_names = list(dataset_names or params.datasets)
     jobs = plan_jobs(params, dataset_names, list(model_ids or params.models))
-    todo = [job for job in jobs if not job.complete]
-    for job in jobs:
-        if job.complete:
-            log.info("up to date: %s", job.path)
-    if not todo:
-        return jobs
-    accelerator = resolve_accelerator(params.inference.device)
-    import torch
-
-    device = torch.device("cuda" if accelerator == "gpu" else "cpu")
-    built = _build_backbones(todo, params, device)
-    for key in dict.fromkeys(job.dataset.key for job in todo):
-        dataset_jobs = [job for job in todo if job.dataset.key == key]
-        _run_dataset_pass(dataset_jobs[0].dataset, dataset_jobs, built, params, accelerator, list(callbacks))
+    run_jobs(log_up_to_date(jobs), params, callbacks)
     return jobs

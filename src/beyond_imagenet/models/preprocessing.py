@@ -8,6 +8,9 @@ PROTOCOL.md §1.3 (DESIGN.md principle 2). The default, ``paper``, is the offici
 
 ``native`` is the library's own eval transform (timm's pretrained cfg, open_clip's preprocess cfg).
 Every image is converted to RGB by the decoder before any of these steps.
+
+The shift sweep of PROTOCOL §9.2 is a resize mode too (``shift``), so a sweep point is a plain, recorded spec
+and runs through the same cached pass as every other transform.
 """
 
 from __future__ import annotations
@@ -33,7 +36,12 @@ class PreprocessSpec:
 
     ``resize_mode`` ``shortest``: resize the shorter side to ``resize``, centre-crop ``crop``;
     ``squash``: resize both sides to ``crop`` (aspect ratio not kept, no crop), as some OpenCLIP models do;
-    ``none``: no resize or crop, the image must already be ``crop`` x ``crop`` (cue-conflict, ImageNet-C).
+    ``none``: no resize or crop, the image must already be ``crop`` x ``crop`` (cue-conflict, ImageNet-C);
+    ``shift``: PROTOCOL §9.2, the window that ``shortest`` would crop (``resize`` = R), mapped back to original
+    pixels and moved by ``shift`` px along the longer side, zero-padded past the border, resized to ``crop``².
+
+    ``shift`` is set for, and only for, ``resize_mode="shift"``. It is left out of :meth:`key` and
+    :meth:`as_record` when None, so every other spec keeps the key (and the caches) it had before it existed.
     """
 
     mode: str
@@ -44,15 +52,26 @@ class PreprocessSpec:
     std: tuple[float, float, float]
     antialias: bool = True
     backend: str = "pil"
-    resize_mode: Literal["shortest", "squash", "none"] = "shortest"
+    resize_mode: Literal["shortest", "squash", "none", "shift"] = "shortest"
+    shift: float | None = None  # §9.2: pixels in the original image, resize_mode "shift" only
+
+    def __post_init__(self) -> None:
+        if (self.resize_mode == "shift") != (self.shift is not None):
+            raise ValueError(f"resize_mode 'shift' needs a shift and no other mode takes one: {self}")
+
+    def _payload(self) -> dict:
+        fields = asdict(self)
+        if fields["shift"] is None:
+            del fields["shift"]  # specs without a shift hash exactly as before the field existed
+        return fields
 
     def key(self) -> str:
         """Short stable hash: models with equal keys share one preprocessed tensor per image."""
-        payload = json.dumps(asdict(self), sort_keys=True).encode()
+        payload = json.dumps(self._payload(), sort_keys=True).encode()
         return hashlib.sha256(payload).hexdigest()[:12]
 
     def as_record(self) -> dict:
-        return {**asdict(self), "mean": list(self.mean), "std": list(self.std), "key": self.key()}
+        return {**self._payload(), "mean": list(self.mean), "std": list(self.std), "key": self.key()}
 
 
 def _paper_spec(model: ModelSpec) -> PreprocessSpec:
@@ -116,17 +135,60 @@ def without_geometry(spec: PreprocessSpec) -> PreprocessSpec:
     return dataclasses.replace(spec, resize=spec.crop, resize_mode="none")
 
 
-def build_transform(spec: PreprocessSpec):
-    """torchvision transform (PIL RGB image -> normalised float tensor [3, crop, crop]) for ``spec``."""
+def _torchvision_transforms():
     from beyond_imagenet._compat import import_torchvision
 
-    transforms = import_torchvision().transforms
-    interpolation = {
-        "bilinear": transforms.InterpolationMode.BILINEAR,
-        "bicubic": transforms.InterpolationMode.BICUBIC,
-    }[spec.interpolation]
+    return import_torchvision().transforms
+
+
+def _interpolation_mode(name: str):
+    modes = _torchvision_transforms().InterpolationMode
+    return {"bilinear": modes.BILINEAR, "bicubic": modes.BICUBIC}[name]
+
+
+def shift_window(width: int, height: int, R: int, crop: int, d: float) -> tuple[int, int, int]:
+    """§9.2 steps 1-4: ``(top, left, size)`` of the shifted square window in original-image pixels.
+
+    The window the standard pipeline (shorter side to ``R``, centre crop ``crop``) covers has side ``crop·m/R``
+    (``m = min(w, h)``) and its corner is the centre-crop offset mapped back by ``m/R``. ``d`` is added along the
+    longer side (``left`` when ``w > h``, else ``top``: square images shift vertically); all three are truncated
+    to int. The arithmetic order follows the official ``CropShift`` so truncation lands on the same pixel.
+    """
+    short, long = (height, width) if width > height else (width, height)
+    offset_short = ((R - crop) / 2 * short) / R
+    offset_long = ((long / short * R - crop) / 2 * short) / R + d
+    size = crop * short / R
+    top, left = (offset_short, offset_long) if width > height else (offset_long, offset_short)
+    return int(top), int(left), int(size)
+
+
+class ShiftCrop:
+    """§9.2 steps 1-6 on a PIL image: crop the shifted window (zero-padded past the border), resize to crop²."""
+
+    def __init__(self, R: int, crop: int, d: float, interpolation: str = "bilinear", antialias: bool = True):
+        self.R, self.crop, self.d = R, crop, d
+        self.resize = _torchvision_transforms().Resize(
+            (crop, crop), interpolation=_interpolation_mode(interpolation), antialias=antialias
+        )
+
+    def __call__(self, img):
+        functional = _torchvision_transforms().functional
+        width, height = functional.get_image_size(img)
+        top, left, size = shift_window(width, height, self.R, self.crop, self.d)
+        return self.resize(functional.crop(img, top, left, size, size))  # pads with 0 outside the image
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(R={self.R}, crop={self.crop}, d={self.d})"
+
+
+def build_transform(spec: PreprocessSpec):
+    """torchvision transform (PIL RGB image -> normalised float tensor [3, crop, crop]) for ``spec``."""
+    transforms = _torchvision_transforms()
+    interpolation = _interpolation_mode(spec.interpolation)
     if spec.resize_mode == "none":
         geometry = []
+    elif spec.resize_mode == "shift":
+        geometry = [ShiftCrop(spec.resize, spec.crop, spec.shift, spec.interpolation, spec.antialias)]
     elif spec.resize_mode == "squash":
         geometry = [transforms.Resize((spec.crop, spec.crop), interpolation=interpolation, antialias=spec.antialias)]
     else:

@@ -1,0 +1,185 @@
+"""Transformation invariance (PROTOCOL §9, paper Fig. 7): accuracy against scale, shift and resolution.
+
+Reads only the sweep caches that ``inference.sweeps`` writes (one cache variant per sweep point, e.g.
+``scale/1.25``). Per model and sweep point:
+
+* ``invariance/<kind>/<value>/top1``: top-1 accuracy (%) on the dataset's label space (Fig. 7);
+* ``invariance/<kind>/<value>/correct_class_prob``: mean softmax probability of the true class, the official
+  code's ``correct_class_prob`` (softmax over the label-space logits: all 1000 classes on ImageNet val);
+* ``invariance/<kind>/<value>/consistency``: % of images whose top-1 prediction equals the prediction at the
+  sweep's reference point (scale 1, shift 0, the model's native resolution); beyond the paper.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from beyond_imagenet.analyses.accuracy import topk_accuracy
+from beyond_imagenet.analyses.common import (
+    ResultRecord,
+    check_targets,
+    figure_path,
+    label_space_logits,
+    provenance_from_cache,
+)
+from beyond_imagenet.analyses.figures import save_figure
+from beyond_imagenet.analyses.store import CacheStore
+from beyond_imagenet.config import InvarianceConfig, Params
+from beyond_imagenet.errors import CacheFormatError, UserError
+from beyond_imagenet.inference.cache import META_FILE, InferenceCache, cache_path
+from beyond_imagenet.inference.sweeps import (
+    INFER_HINT,
+    SWEEP_KINDS,
+    SweepPoint,
+    reference_value,
+    subset_variant,
+    sweep_points,
+    sweep_variant,
+)
+from beyond_imagenet.models.catalogue import resolve_model
+
+METRICS: tuple[str, ...] = ("top1", "correct_class_prob", "consistency")
+AXIS_LABELS: dict[str, str] = {
+    "scale": "scale factor s (shorter side int(s·R))",
+    "shift": "shift d (original pixels)",
+    "resolution": "input resolution r (px)",
+}
+POINT_PROVENANCE = ("cache_path", "cache_config_hash", "preprocessing", "n_samples", "n_skipped")
+
+
+def correct_class_probability(logits: np.ndarray, targets: np.ndarray) -> float:
+    """Mean over images of the softmax probability (float64, log-sum-exp) of the true class, in [0, 1]."""
+    z = np.asarray(logits, dtype=np.float64)
+    targets = np.asarray(targets, dtype=np.int64)
+    if len(targets) == 0:
+        raise ValueError("the true-class probability of an empty set of predictions is undefined")
+    z = z - z.max(axis=1, keepdims=True)
+    log_p = np.take_along_axis(z, targets[:, None], axis=1)[:, 0] - np.log(np.exp(z).sum(axis=1))
+    return float(np.exp(log_p).mean())
+
+
+def prediction_consistency(predictions: np.ndarray, reference: np.ndarray) -> float:
+    """Percentage of images whose prediction equals the reference prediction (same images, same order)."""
+    predictions, reference = np.asarray(predictions), np.asarray(reference)
+    if predictions.shape != reference.shape or predictions.ndim != 1 or len(predictions) == 0:
+        raise ValueError(f"need two equal, non-empty prediction vectors, got {predictions.shape} and {reference.shape}")
+    return 100.0 * int((predictions == reference).sum()) / len(predictions)
+
+
+def _load_point(store: CacheStore, config: InvarianceConfig, model_id: str, point: SweepPoint) -> InferenceCache:
+    """The cache of one sweep point, checked to be that point; a missing one says which command writes it."""
+    variant = sweep_variant(config, point)
+    path = cache_path(store.cache_dir, config.dataset, model_id, variant)
+    if not (path / META_FILE).exists():
+        raise UserError(
+            f"invariance: no sweep cache for {model_id} at {point.label} on {config.dataset!r} ({path}); {INFER_HINT} "
+            "with the same models, scales, shifts, resolutions and images_per_class as this analysis."
+        )
+    cache = store.get(config.dataset, model_id, variant)
+    recorded = (cache.meta.get("config") or {}).get("sweep")
+    if recorded != point.as_record():
+        raise CacheFormatError(f"{path}: its config records sweep {recorded!r}, expected {point.as_record()!r}")
+    return cache
+
+
+def _sweep_curves(store: CacheStore, config: InvarianceConfig, model_id: str) -> tuple[dict, dict, InferenceCache]:
+    """({kind: {"values", "top1", "correct_class_prob", "consistency"}}, {point label: its provenance}, the
+    scale-1 cache, whose provenance heads the record)."""
+    spec = resolve_model(model_id)
+    curves, provenance, references = {}, {}, {}
+    for kind in SWEEP_KINDS:
+        points = [p for p in sweep_points(config, spec) if p.kind == kind]
+        caches = {p: _load_point(store, config, model_id, p) for p in points}
+        reference = references[kind] = caches[SweepPoint(kind, reference_value(kind, spec))]
+        reference_predictions = label_space_logits(reference).argmax(axis=1)
+        curve = {"values": [], **{m: [] for m in METRICS}}
+        for point, cache in caches.items():
+            if cache.sample_ids != reference.sample_ids:
+                raise CacheFormatError(
+                    f"{cache.path} and {reference.path} hold different images; rerun the sweeps ({INFER_HINT})"
+                )
+            logits = label_space_logits(cache)
+            check_targets(cache, logits.shape[1])
+            curve["values"].append(point.as_record()["value"])
+            curve["top1"].append(topk_accuracy(logits, cache.targets, 1))
+            curve["correct_class_prob"].append(correct_class_probability(logits, cache.targets))
+            curve["consistency"].append(prediction_consistency(logits.argmax(axis=1), reference_predictions))
+            point_provenance = provenance_from_cache(cache)
+            provenance[point.label] = {
+                "sweep": point.as_record(),
+                **{k: point_provenance[k] for k in POINT_PROVENANCE},
+            }
+        curves[kind] = curve
+    return curves, provenance, references["scale"]
+
+
+def _metrics(curves: dict) -> dict[str, float]:
+    metrics = {}
+    for kind, curve in curves.items():
+        for i, value in enumerate(curve["values"]):
+            label = SweepPoint(kind, value).label
+            metrics.update({f"invariance/{label}/{m}": float(curve[m][i]) for m in METRICS})
+    return metrics
+
+
+def invariance_figure(curves: dict[str, dict], metric: str, ylabel: str, title: str) -> Figure:
+    """Fig. 7 layout: one panel per sweep (scale, shift, resolution), ``metric`` against magnitude, a line per model."""
+    fig = Figure(figsize=(13.0, 4.0), layout="constrained")
+    axes = fig.subplots(1, len(SWEEP_KINDS), squeeze=False)[0]
+    for ax, kind in zip(axes, SWEEP_KINDS, strict=True):
+        for i, (model_id, model_curves) in enumerate(curves.items()):
+            curve = model_curves[kind]
+            ax.plot(curve["values"], curve[metric], marker="o", color=f"C{i}", label=model_id)
+        ax.set_xticks(sorted({v for model_curves in curves.values() for v in model_curves[kind]["values"]}))
+        ax.set_xlabel(AXIS_LABELS[kind])
+        ax.set_ylabel(ylabel)
+        ax.set_title(kind)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize="small")
+    fig.suptitle(title)
+    return fig
+
+
+def _save_figures(curves: dict[str, dict], results_dir: Path, dataset: str) -> list[Path]:
+    accuracy = invariance_figure(
+        curves, "top1", "Top-1 accuracy (%)", f"Transformation invariance on {dataset} (Fig. 7)"
+    )
+    consistency = invariance_figure(
+        curves, "consistency", "Same top-1 as the reference (%)", f"Prediction consistency on {dataset}"
+    )
+    return [
+        save_figure(accuracy, figure_path(results_dir, "invariance", dataset, "all_models")),
+        save_figure(consistency, figure_path(results_dir, "invariance", dataset, "consistency_all_models")),
+    ]
+
+
+def run_invariance(params: Params, store: CacheStore) -> list[ResultRecord]:
+    """One record per model with every sweep point's top-1, true-class probability and consistency; Fig. 7."""
+    config = params.analyses.invariance
+    if config.dataset is None:
+        raise UserError("analyses.invariance.dataset is not set")
+    records, curves = [], {}
+    for model_id in params.models:
+        model_curves, points, reference = _sweep_curves(store, config, model_id)
+        spec = resolve_model(model_id)
+        params_used = {
+            "images_per_class": config.images_per_class,
+            "subset": subset_variant(config) or "all images",
+            "points": {kind: model_curves[kind]["values"] for kind in SWEEP_KINDS},
+            "reference": {
+                kind: SweepPoint(kind, reference_value(kind, spec)).as_record()["value"] for kind in SWEEP_KINDS
+            },
+        }
+        details = {"curves": model_curves, "n_images": len(reference)}
+        provenance = {**provenance_from_cache(reference), "points": points}
+        record = ResultRecord("invariance", model_id, config.dataset, _metrics(model_curves), params_used, details)
+        record.provenance = provenance
+        records.append(record)
+        curves[model_id] = model_curves
+    figures = _save_figures(curves, Path(params.results_dir), config.dataset)
+    for record in records:
+        record.artifacts.extend(str(path) for path in figures)
+    return records
