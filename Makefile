@@ -13,7 +13,7 @@ export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help venv demo demo-data repro test test-fast bench lint format mlflow-ui fetch-weights list-models clean
+.PHONY: help venv demo demo-data repro test test-fast bench bench-probe lint format mlflow-ui fetch-weights list-models clean
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-15s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ test-fast: $(STAMP) ## tests without the slow end-to-end ones
 
 bench: $(STAMP) ## benchmarks: CKA peak memory flat in the number of images (writes benchmarks/*.json)
 	$(BIN)/python benchmarks/cka_memory.py
+
+bench-probe: $(STAMP) ## benchmark: probe tuning + fitting vs scikit-learn on the same features (DEVICE=cpu|cuda)
+	$(BIN)/python benchmarks/probe_speed.py --device $(or $(DEVICE),cpu)
 
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check src tests
