@@ -287,3 +287,15 @@ def test_custom_label_space_uses_clip_head_over_its_own_names(tmp_path, small_de
     cache = load_cache(cache_path(params.inference.cache_dir, "mine", CLIP))
     assert cache.logits.shape == (24, 4)
     assert cache.meta["output_space"]["kind"] == "label_space"
+
+
+def test_accelerator_setting_is_resolved_or_named_in_the_error():
+    from beyond_imagenet.inference.engine import resolve_accelerator
+
+    assert resolve_accelerator("cpu") == "cpu"
+    assert resolve_accelerator("auto") == ("gpu" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(UserError, match=r"probe accelerator must be 'auto', 'cpu', 'cuda' or 'gpu', got 'tpu'"):
+        resolve_accelerator("tpu", "probe accelerator")
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match=r"params: inference\.device is 'gpu' but no CUDA GPU is visible"):
+            resolve_accelerator("gpu")

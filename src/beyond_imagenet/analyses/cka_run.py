@@ -15,8 +15,7 @@ from __future__ import annotations
 import itertools
 import logging
 import shutil
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,11 +32,12 @@ from beyond_imagenet.config import Params, section_as_dict
 from beyond_imagenet.data.registry import ImageDataset, resolve_datasets
 from beyond_imagenet.data.subsets import stratified_subset
 from beyond_imagenet.errors import UnknownNameError, UserError
+from beyond_imagenet.inference.run import model_preprocessing
 from beyond_imagenet.io_utils import atomic_write_bytes, atomic_write_json
 from beyond_imagenet.models.backbone import Backbone
 from beyond_imagenet.models.catalogue import ModelSpec, resolve_model
-from beyond_imagenet.models.preprocessing import PreprocessSpec, resolve_preprocessing, without_geometry
-from beyond_imagenet.models.taps import CONVNEXT_CONV_CHOICE, flatten_activation, layer_sets
+from beyond_imagenet.models.preprocessing import PreprocessSpec
+from beyond_imagenet.models.taps import CONVNEXT_CONV_CHOICE, layer_sets, record_activations
 from beyond_imagenet.provenance import environment_record
 
 log = logging.getLogger(__name__)
@@ -50,24 +50,6 @@ TYPE_TITLES = {"all": "all", "attention_or_conv": "attention / conv", "linear": 
 def cka_results_dir(params: Params) -> Path:
     """The stage's own output root (DVC outputs must not overlap the ``analyze`` stage's)."""
     return Path(params.results_dir) / "cka"
-
-
-@contextmanager
-def gram_taps(backbone: Backbone, names: Sequence[str], batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
-    """During each forward, fill the yielded dict with every tapped layer's float64 batch Gram matrix."""
-    modules = dict(backbone.image_model.named_modules())
-    grams: dict[str, torch.Tensor] = {}
-
-    def hook_for(name: str):
-        def hook(module: nn.Module, inputs, output) -> None:
-            grams[name] = gram_linear(flatten_activation(output, batch_size).detach())
-
-        return hook
-
-    with ExitStack() as stack:
-        for name in names:
-            stack.callback(modules[name].register_forward_hook(hook_for(name)).remove)
-        yield grams
 
 
 class CkaAccumulator(L.LightningModule):
@@ -101,7 +83,7 @@ class CkaAccumulator(L.LightningModule):
             return {"index": batch["index"]}
         grams = {}
         for model_id, backbone in zip(self.model_ids, self.backbones, strict=True):
-            with gram_taps(backbone, self.layers[model_id], n) as model_grams:
+            with record_activations(backbone, self.layers[model_id], n, reduce=gram_linear) as model_grams:
                 backbone.features(batch["inputs"][self.input_keys[model_id]])
             grams[model_id] = dict(model_grams)
         for model_id, accumulator in self.within.items():
@@ -145,10 +127,7 @@ def plan_cka(params: Params, model_ids: Sequence[str] | None = None) -> CkaPlan:
     unsupported = [s.id for s in specs if s.family not in ("vit", "convnet")]
     if unsupported:
         raise UserError(f"CKA layer sets are defined for ViT and ConvNeXt models only, not {', '.join(unsupported)}")
-    preprocessing = {}
-    for spec in specs:
-        prep = resolve_preprocessing(spec, params.inference.preprocessing)
-        preprocessing[spec.id] = without_geometry(prep) if subset.geometry == "none" else prep
+    preprocessing = {spec.id: model_preprocessing(params, subset, spec) for spec in specs}
     return CkaPlan(subset, specs, preprocessing, section_as_dict(config))
 
 

@@ -16,7 +16,7 @@ from beyond_imagenet.data.registry import ImageDataset
 from beyond_imagenet.errors import UserError
 
 
-def per_class_counts(dataset: ImageDataset) -> dict[int, list[int]]:
+def indices_by_class(dataset: ImageDataset) -> dict[int, list[int]]:
     """Sample indices of each class, each list in sample-id order."""
     by_class: dict[int, list[int]] = defaultdict(list)
     for index, target in enumerate(dataset.targets.tolist()):
@@ -39,7 +39,7 @@ def stratified_indices(
     if per_class is not None and per_class < 1:
         raise UserError(f"images per class must be >= 1, got {per_class}")
     chosen: list[int] = []
-    for members in per_class_counts(dataset).values():
+    for members in indices_by_class(dataset).values():
         take = per_class if per_class is not None else max(1, round(fraction * len(members)))
         chosen += members[:take]
     return np.array(sorted(chosen), dtype=np.int64)

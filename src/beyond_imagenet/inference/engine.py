@@ -137,13 +137,16 @@ def make_trainer(accelerator: str, precision: str, callbacks: list[Callback]) ->
     )
 
 
-def resolve_accelerator(device: str) -> str:
+def resolve_accelerator(device: str, what: str = "params: inference.device") -> str:
+    """'auto' -> 'gpu' when CUDA is visible, else 'cpu'; 'cuda' or 'gpu' must find a GPU. ``what`` names the setting."""
+    from beyond_imagenet.errors import UserError
+
     if device == "auto":
         return "gpu" if torch.cuda.is_available() else "cpu"
-    if device == "cuda":
+    if device in ("cuda", "gpu"):
         if not torch.cuda.is_available():
-            from beyond_imagenet.errors import UserError
-
-            raise UserError("params: inference.device is 'cuda' but no CUDA GPU is visible; use 'auto' or 'cpu'")
+            raise UserError(f"{what} is {device!r} but no CUDA GPU is visible; use 'auto' or 'cpu'")
         return "gpu"
+    if device != "cpu":
+        raise UserError(f"{what} must be 'auto', 'cpu', 'cuda' or 'gpu', got {device!r}")
     return "cpu"

@@ -17,7 +17,7 @@ tokens [B, T, D] -> [B, T*D], maps [B, C, H, W] -> [B, C*H*W]; sequence-first to
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
@@ -70,15 +70,22 @@ def flatten_activation(output, batch_size: int) -> torch.Tensor:
 
 
 @contextmanager
-def record_activations(backbone: Backbone, names: list[str], batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
-    """Inside the block, each forward fills the yielded dict with name -> [B, features] (detached)."""
+def record_activations(
+    backbone: Backbone,
+    names: Sequence[str],
+    batch_size: int,
+    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Inside the block, each forward fills the yielded dict with name -> [B, features] (detached), or with
+    ``reduce`` of it (the CKA stage keeps only each layer's batch Gram matrix)."""
     modules = dict(backbone.image_model.named_modules())
     store: dict[str, torch.Tensor] = {}
     handles = []
 
     def hook_for(name: str):
         def hook(module: nn.Module, inputs, output) -> None:
-            store[name] = flatten_activation(output, batch_size).detach()
+            activation = flatten_activation(output, batch_size).detach()
+            store[name] = activation if reduce is None else reduce(activation)
 
         return hook
 

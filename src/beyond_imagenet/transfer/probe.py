@@ -45,10 +45,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from beyond_imagenet.errors import NonFiniteLogitsError, UserError
+from beyond_imagenet.inference.engine import LIGHTNING_PRECISION, resolve_accelerator
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = {"fp32": "32-true", "bf16": "bf16-mixed"}
 ENGINES = ("lightning", "loop")
 
 
@@ -84,8 +84,8 @@ class ProbeConfig:
             problems.append(f"batch_size must be a positive integer, got {self.batch_size!r}")
         if int(self.warmup_steps) != self.warmup_steps or self.warmup_steps < 0:
             problems.append(f"warmup_steps must be a non-negative integer, got {self.warmup_steps!r}")
-        if self.precision not in PRECISIONS:
-            problems.append(f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}")
+        if self.precision not in LIGHTNING_PRECISION:
+            problems.append(f"precision must be one of {sorted(LIGHTNING_PRECISION)}, got {self.precision!r}")
         if problems:
             raise UserError("invalid probe config: " + "; ".join(problems))
 
@@ -262,21 +262,8 @@ def check_split(x: torch.Tensor, y: torch.Tensor, n_classes: int, name: str = "t
 # fit / predict / evaluate
 
 
-def resolve_probe_accelerator(accelerator: str) -> str:
-    """ "auto" -> "gpu" when CUDA is visible, else "cpu"; "cuda"/"gpu" must find a GPU."""
-    from beyond_imagenet.inference.engine import resolve_accelerator
-
-    if accelerator in ("cuda", "gpu"):
-        if not torch.cuda.is_available():
-            raise UserError(f"probe accelerator {accelerator!r} requested but no CUDA GPU is visible; use 'auto'")
-        return "gpu"
-    if accelerator not in ("auto", "cpu"):
-        raise UserError(f"probe accelerator must be 'auto', 'cpu', 'cuda' or 'gpu', got {accelerator!r}")
-    return resolve_accelerator(accelerator)
-
-
 def accelerator_device(accelerator: str) -> torch.device:
-    if resolve_probe_accelerator(accelerator) == "gpu":
+    if resolve_accelerator(accelerator, "probe accelerator") == "gpu":
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
 
@@ -306,7 +293,7 @@ def _fit_lightning(probe: LinearProbe, loader: DataLoader, device: torch.device,
         trainer = L.Trainer(
             accelerator="gpu" if device.type == "cuda" else "cpu",
             devices=[device.index] if device.type == "cuda" else 1,
-            precision=PRECISIONS[precision],
+            precision=LIGHTNING_PRECISION[precision],
             max_epochs=probe.config.epochs,
             logger=False,
             enable_checkpointing=False,
