@@ -13,11 +13,11 @@ export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help venv demo demo-data repro test test-fast bench bench-probe lint format mlflow-ui fetch-weights list-models clean
+.PHONY: help venv demo demo-data repro probe test test-fast bench bench-probe lint format mlflow-ui fetch-weights list-models clean
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-15s %s\n", $$1, $$2}'
-	@echo "  variables: MODELS=\"vit_sup convnext_clip\" (fetch-weights), VENV=$(VENV)"
+	@echo "  variables: MODEL=convnext_sup (probe), MODELS=\"vit_sup convnext_clip\" (fetch-weights), VENV=$(VENV)"
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ demo: demo-data ## run the whole pipeline offline on the demo data (dvc repro), 
 
 repro: $(STAMP) ## dvc repro with the virtual environment on PATH
 	$(BIN)/dvc repro
+
+probe: $(STAMP) ## VTAB linear probes of one model across the preset: extract, tune, probe (MODEL=convnext_sup)
+	$(BIN)/beyond-imagenet probe --models $(MODEL)
 
 test: $(STAMP) ## run the test suite (no GPU, no network needed)
 	$(BIN)/python -m pytest -m "not gpu and not network"
@@ -72,4 +75,4 @@ fetch-weights: $(STAMP) ## download weights of MODELS (default: params.yaml mode
 	$(BIN)/beyond-imagenet fetch-weights $(if $(MODELS),--models $(MODELS),)
 
 clean: ## remove generated outputs (keeps the venv, data and MLflow runs)
-	rm -rf cache results reports results-byo
+	rm -rf cache features results reports results-byo

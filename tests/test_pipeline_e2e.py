@@ -111,6 +111,31 @@ def test_mlflow_runs_with_metrics_and_reliability_diagrams(demo_repo):
         assert all(metric in r.data.metrics for r in found), analysis
 
 
+def test_vtab_probes_table3_and_mlflow_runs(demo_repo):
+    """`make demo` runs the 19 clipbench19 tasks for every demo model: Table 3, Fig. 6 bottom, MLflow runs."""
+    from mlflow.tracking import MlflowClient
+
+    vtab = json.loads((demo_repo / "results" / "vtab" / "metrics.json").read_text())
+    assert vtab["preset"] == "clipbench19" and vtab["not_run"] == {}
+    assert sorted(vtab["models"]) == sorted(DEMO_MODELS)
+    for entry in vtab["models"].values():
+        assert entry["missing"] == [] and len(entry["tasks"]) == 19
+        tops = [t["top1"] for t in entry["tasks"].values()]
+        assert entry["overall"] == pytest.approx(sum(tops) / 19)
+    assert (demo_repo / "results" / "vtab" / "figures" / "fig6_bottom.png").stat().st_size > 10_000
+    assert "Table 3" in (demo_repo / "reports" / "summary.md").read_text()
+    client = MlflowClient(tracking_uri=f"sqlite:///{demo_repo}/mlruns/mlflow.db")
+    experiment = client.get_experiment_by_name("beyond-imagenet").experiment_id
+    parents = client.search_runs([experiment], "tags.analysis = 'vtab_probe'", max_results=1000)
+    trials = client.search_runs([experiment], "tags.analysis = 'vtab_trial'", max_results=5000)
+    assert len(parents) == 4 * 19 and all("test/top1" in r.data.metrics for r in parents)
+    assert len(trials) == 4 * 19 * 4  # params.yaml: transfer.search.n_trials 4
+    assert {r.data.tags["mlflow.parentRunId"] for r in trials} == {r.info.run_id for r in parents}
+    summary = client.search_runs([experiment], "tags.analysis = 'vtab'")
+    assert sorted(r.data.tags["model"] for r in summary) == sorted(DEMO_MODELS)
+    assert all("vtab/overall" in r.data.metrics for r in summary)
+
+
 def test_every_paper_figure_is_produced(demo_repo):
     figures = demo_repo / "results" / "figures"
     for relative in (
@@ -140,5 +165,6 @@ def test_rerun_is_up_to_date_and_an_analysis_param_reruns_only_analysis_and_repo
     assert "Running stage 'analyze'" in output and "Running stage 'report'" in output
     assert "Running stage 'inference'" not in output and "Running stage 'data'" not in output
     assert "Running stage 'cka'" not in output
+    assert "Running stage 'vtab_features'" not in output and "Running stage 'probe'" not in output
     bins = json.loads((demo_repo / "results/records/calibration/demo_val/demo_random_vit_sup.json").read_text())
     assert bins["details"]["bins"]["n_bins"] == 10

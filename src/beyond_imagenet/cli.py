@@ -6,6 +6,9 @@ beyond-imagenet verify-data             # stage `data`: validate layouts, write 
 beyond-imagenet infer                   # stage `inference`: one cached pass per dataset
 beyond-imagenet analyze                 # stage `analyze`: records, figures, metrics, MLflow runs
 beyond-imagenet analyze-cache DIR...    # analyses on caches written by another tool (docs/cache.md)
+beyond-imagenet vtab-tasks              # the 19 VTAB tasks of a preset: splits, layout, download notes
+beyond-imagenet vtab-features           # stage `vtab_features`: features per (model, image source, split)
+beyond-imagenet probe [--models M ...]  # stage `probe`: tune + probe every task, Table 3 (`make probe MODEL=`)
 beyond-imagenet report                  # stage `report`: side-by-side tables
 beyond-imagenet fetch-weights           # prefetch pretrained weights into the Hugging Face cache
 """
@@ -104,6 +107,11 @@ def _make_demo_stand_ins(root: Path, wnids: list[str], val_files: dict[str, int]
     suite.write_imagenet_x(root / "imagenet_x", val_files, FACTORS, seed + 9)
     shown = ", ".join(f"{k} {v}" for k, v in counts.items())
     print(f"demo stand-ins (not real images): {shown}; real.json and imagenet_x/ annotations")
+    from beyond_imagenet.data.demo_vtab import make_demo_vtab
+
+    vtab = make_demo_vtab(root / "vtab", seed + 10)
+    total = sum(sum(splits.values()) for splits in vtab.values())
+    print(f"VTAB stand-ins: {len(vtab)} image sources, {total} images (tfds-parquet layout) under {root / 'vtab'}")
 
 
 def cmd_verify_data(args: argparse.Namespace) -> None:
@@ -199,6 +207,109 @@ def cmd_cka(args: argparse.Namespace) -> None:
         print(f"logged {len(run_ids)} MLflow runs to {params.tracking.tracking_uri} (`make mlflow-ui` to browse)")
 
 
+def cmd_vtab_tasks(args: argparse.Namespace) -> None:
+    from beyond_imagenet.transfer.tasks import expected_layout, get_preset, split_sizes
+
+    preset = get_preset(args.preset)
+    print(f"{preset.name}: {preset.description}")
+    rows = []
+    for task in preset.tasks:
+        sizes = split_sizes(task)
+        rows.append(
+            {
+                "task": task.name,
+                "group": task.group,
+                "classes": str(task.num_classes),
+                "train/val/test": f"{sizes['train']}/{sizes['val']}/{sizes['test']}",
+                "source": task.source.name,
+                "manual": "MANUAL" if task.manual_download else "",
+            }
+        )
+    _print_table(rows)
+    if args.root:
+        from beyond_imagenet.errors import DatasetLayoutError
+        from beyond_imagenet.transfer.tasks import check_task_on_disk
+
+        print(f"\non disk under {args.root} (layout {args.layout}):")
+        for task in preset.tasks:
+            try:
+                check_task_on_disk(task, args.root, args.layout)
+                print(f"  {task.name}: found")
+            except DatasetLayoutError as err:
+                print(f"  {task.name}: MISSING. {err}")
+    else:
+        example = preset.tasks[0]
+        print(
+            f"\nlayout {args.layout}, e.g. {example.name}: {'; '.join(expected_layout(example, '<root>', args.layout))}"
+        )
+
+
+def _transfer_plan(args: argparse.Namespace):
+    from beyond_imagenet.config import load_params
+    from beyond_imagenet.transfer.run import plan_transfer, print_not_run
+
+    params = load_params(args.params)
+    if params.transfer.root is None:
+        from beyond_imagenet.transfer.run import SKIPPED_NOTE, write_skipped_outputs
+
+        write_skipped_outputs(params)
+        print(SKIPPED_NOTE + " Set it to the folder of your VTAB copies (`beyond-imagenet vtab-tasks`).")
+        return params, None
+    plan = plan_transfer(params)
+    print_not_run(plan)
+    if not plan.tasks:
+        raise UserError(f"no VTAB task of {plan.preset.name} can run: every one is missing (listed above)")
+    return params, plan
+
+
+def cmd_vtab_features(args: argparse.Namespace) -> None:
+    from beyond_imagenet.transfer.run import extract_features
+
+    params, plan = _transfer_plan(args)
+    if plan is None:
+        return
+    models = args.models or params.models
+    jobs = extract_features(params, plan, models)
+    for model_id, by_split in jobs.items():
+        for (source, split), job in by_split.items():
+            print(f"{model_id} / {source}/{split}: {job.path}")
+
+
+def cmd_probe(args: argparse.Namespace) -> None:
+    from beyond_imagenet.models.catalogue import resolve_model
+    from beyond_imagenet.transfer.run import (
+        aggregate,
+        collect_records,
+        extract_features,
+        probe_models,
+        require_features,
+    )
+
+    params, plan = _transfer_plan(args)
+    if plan is None:
+        return
+    models = args.models or params.models
+    features = (
+        require_features(params, plan, models) if args.require_features else extract_features(params, plan, models)
+    )
+    factory = None
+    if not args.no_mlflow:
+        from beyond_imagenet.tracking.probe_runs import tracker_factory
+
+        factory = tracker_factory(params.tracking)
+    probe_models(params, plan, features, models, factory)
+    shown = list(dict.fromkeys([*models, *params.models]))  # a one-model run still shows the others' results
+    result = aggregate(params, plan, collect_records(params, plan, shown), shown)
+    print(result["markdown"].read_text())
+    print(f"Table 3: {result['markdown']}; Fig. 6 bottom: {result['figure']}")
+    if not args.no_mlflow:
+        from beyond_imagenet.tracking.probe_runs import log_vtab_summary
+
+        specs = [resolve_model(m) for m in models]
+        run_ids = log_vtab_summary(params.tracking, result["summary"], [result["markdown"], result["figure"]], specs)
+        print(f"logged {len(run_ids)} MLflow summary runs to {params.tracking.tracking_uri} (`make mlflow-ui`)")
+
+
 def cmd_analyze_cache(args: argparse.Namespace) -> None:
     from beyond_imagenet.analyses.accuracy import analyse_accuracy
     from beyond_imagenet.analyses.calibration import analyse_calibration, save_calibration_figures
@@ -222,13 +333,15 @@ def cmd_report(args: argparse.Namespace) -> None:
     from beyond_imagenet.analyses.cka_run import cka_results_dir
     from beyond_imagenet.analyses.registry import load_records
     from beyond_imagenet.config import load_params
-    from beyond_imagenet.report import write_report
+    from beyond_imagenet.report import vtab_section, write_report
 
     params = load_params(args.params)
     records = load_records(params.results_dir) + load_records(cka_results_dir(params))
     if not records:
         raise UserError(f"no result records under {params.results_dir}/records; run `dvc repro analyze` first")
-    paths = write_report(records, params.reports_dir)
+    table3_file = Path(params.results_dir) / "vtab" / "table3.md"
+    vtab = vtab_section(table3_file.read_text() if table3_file.exists() else None)
+    paths = write_report(records, params.reports_dir, [vtab])
     print("\n".join(str(p) for p in paths))
     if not args.no_mlflow:
         from beyond_imagenet.provenance import git_state
@@ -307,6 +420,16 @@ def build_parser() -> argparse.ArgumentParser:
     from_cache.add_argument("cache_dirs", nargs="+", type=Path)
     from_cache.add_argument("--out", default="results-byo", help="where records and figures go")
     from_cache.add_argument("--n-bins", type=int, default=15)
+    vtab = add("vtab-tasks", cmd_vtab_tasks, "list the VTAB tasks of a preset; with --root, check them on disk")
+    vtab.add_argument("--preset", default="clipbench19", choices=["clipbench19", "vtab19"])
+    vtab.add_argument("--root", help="folder holding the VTAB copies")
+    vtab.add_argument("--layout", default="tfds_parquet", choices=["tfds_parquet", "wds"])
+    features = add("vtab-features", cmd_vtab_features, "extract VTAB features (cached per model, source, split)", True)
+    features.add_argument("--models", nargs="+", help="subset of (or other) model ids")
+    probe = add("probe", cmd_probe, "tune and fit the VTAB linear probes; Table 3 and Fig. 6 bottom", params=True)
+    probe.add_argument("--models", nargs="+", help="model ids (default: params.yaml models)")
+    probe.add_argument("--require-features", action="store_true", help="fail instead of extracting features (DVC)")
+    probe.add_argument("--no-mlflow", action="store_true", help="write records, Table 3 and the figure only")
     report = add("report", cmd_report, "write the side-by-side report", params=True)
     report.add_argument("--no-mlflow", action="store_true")
     cue = add("fetch-cue-conflict", cmd_fetch_cue_conflict, "download and check the 1,280 cue-conflict stimuli")

@@ -143,6 +143,48 @@ class AnalysesConfig:
 
 
 @dataclass(frozen=True)
+class ProbeParams:
+    """One probe fit (TRANSFER.md §2.2, §2.6): the fixed settings; the search tunes weight decay on top."""
+
+    lr: float = 0.1
+    epochs: int = 40
+    batch_size: int = 256
+    seed: int = 0
+    precision: Literal["fp32", "bf16"] = "fp32"  # never fp16 without a scaler (§8.10)
+    engine: Literal["lightning", "loop"] = "lightning"  # loop: same weights without Lightning's per-step overhead
+    normalize: bool = True  # L2-normalise each feature vector (§2.1)
+
+
+@dataclass(frozen=True)
+class ProbeSearchParams:
+    """Hyper-parameter search on train -> val only (TRANSFER.md §2.3, §4)."""
+
+    method: Literal["tpe", "grid"] = "tpe"  # seeded Optuna TPE, or CLIP_benchmark's coarse-to-fine wd grid
+    n_trials: int = 19  # TPE budget (the grid's 19 fits)
+    n_startup_trials: int = 7
+    metric: Literal["top1", "mean_per_class_recall"] = "top1"  # decided up front (§4)
+    lr: list[float] | None = None  # [low, high]: also tune lr (log-uniform), the §4 extension
+    epochs: list[int] | None = None  # e.g. [10, 20, 40]: also tune epochs (categorical)
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    """VTAB linear probes on cached features (paper §6, Table 3, Fig. 6 bottom; TRANSFER.md)."""
+
+    root: str | None = None  # folder holding the VTAB copies; unset: the transfer stages do nothing
+    layout: Literal["tfds_parquet", "wds"] = "tfds_parquet"  # on-disk format (transfer/tasks.py docstring)
+    preset: Literal["vtab19", "clipbench19"] = "clipbench19"  # §3.3; clipbench19 matches the paper best
+    tasks: list[str] | None = None  # a subset of the preset; the aggregate names the others as missing
+    protocol: Literal["full", "1k"] = "full"  # full splits (the paper) or VTAB-1k (§3.4)
+    check_size: bool = True  # False: accept split sizes other than TRANSFER.md §3.1 (a subset or the demo)
+    val_seed: int = 0  # layout wds only: seed of the stratified val hold-out carved from train (§4)
+    features_dir: str = "features"  # feature caches: <features_dir>/<model>/<source>/<split>/
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # where the probes train
+    probe: ProbeParams = field(default_factory=ProbeParams)
+    search: ProbeSearchParams = field(default_factory=ProbeSearchParams)
+
+
+@dataclass(frozen=True)
 class TrackingConfig:
     experiment: str = "beyond-imagenet"
     tracking_uri: str = "sqlite:///mlruns/mlflow.db"
@@ -156,6 +198,7 @@ class Params:
     datasets: dict[str, DatasetConfig]
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     analyses: AnalysesConfig = field(default_factory=AnalysesConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     results_dir: str = "results"
     reports_dir: str = "reports"
@@ -252,6 +295,7 @@ def _check_values(params: Params) -> None:
         raise ParamsError(f"params: analyses.calibration.n_bins must be >= 1, got {params.analyses.calibration.n_bins}")
     _check_sweeps(params.analyses.invariance)
     _check_cka(params.analyses.cka)
+    _check_transfer(params.transfer)
     if not params.models:
         raise ParamsError("params: models must name at least one model (see `beyond-imagenet list-models`)")
     for where, name in params.analyses.dataset_references():
@@ -285,6 +329,31 @@ def _check_cka(config: CkaConfig) -> None:
         raise ParamsError(f"{where}.batch_size must be >= 4: the unbiased HSIC needs n >= 4, got {config.batch_size}")
     if not config.layer_types:
         raise ParamsError(f"{where}.layer_types must name at least one layer type")
+
+
+def _check_transfer(config: TransferConfig) -> None:
+    where = "params: transfer"
+    probe, search = config.probe, config.search
+    if not (probe.lr > 0 and probe.epochs >= 1 and probe.batch_size >= 1):
+        raise ParamsError(f"{where}.probe needs lr > 0, epochs >= 1 and batch_size >= 1, got {probe}")
+    if search.n_trials < 1 or search.n_startup_trials < 0:
+        raise ParamsError(f"{where}.search.n_trials must be >= 1 and n_startup_trials >= 0, got {search}")
+    if search.lr is not None and not (len(search.lr) == 2 and 0 < search.lr[0] < search.lr[1]):
+        raise ParamsError(f"{where}.search.lr must be [low, high] with 0 < low < high, got {search.lr}")
+    if search.epochs is not None and (not search.epochs or min(search.epochs) < 1):
+        raise ParamsError(f"{where}.search.epochs must list positive epoch counts, got {search.epochs}")
+    if search.method == "grid" and (search.lr or search.epochs):
+        raise ParamsError(f"{where}.search: the grid tunes weight decay only (§2.3); use method: tpe for lr/epochs")
+    if config.tasks is not None:
+        from beyond_imagenet.transfer.tasks import get_preset
+
+        preset = get_preset(config.preset)
+        unknown = [t for t in config.tasks if t.removeprefix("vtab/") not in preset.names]
+        if unknown or not config.tasks:
+            raise ParamsError(
+                f"{where}.tasks must name tasks of preset {config.preset!r}; unknown: {unknown or '(empty list)'}. "
+                f"Tasks: {', '.join(preset.names)}"
+            )
 
 
 def parse_params(data: Any) -> Params:

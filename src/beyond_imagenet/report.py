@@ -72,7 +72,14 @@ def table2(records: list[ResultRecord]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(records: list[ResultRecord], reports_dir: str | Path) -> list[Path]:
+def vtab_section(table3_markdown: str | None) -> str:
+    """Paper Table 3 (VTAB linear probes) as written by the probe stage; empty when it was skipped or absent."""
+    if not table3_markdown or table3_markdown.startswith("VTAB transfer skipped"):
+        return ""
+    return "## Transfer: VTAB linear probes (paper Table 3)\n\n" + table3_markdown.strip() + "\n"
+
+
+def write_report(records: list[ResultRecord], reports_dir: str | Path, extra_sections: list[str] = ()) -> list[Path]:
     """Write ``summary.md`` and ``summary.csv``; figures are linked relative to the report."""
     reports_dir = Path(reports_dir)
     header, rows = summary_table(records)
@@ -81,6 +88,9 @@ def write_report(records: list[ResultRecord], reports_dir: str | Path) -> list[P
     markdown = to_markdown(header, rows, links)
     if table2(records):
         markdown += "\n" + table2(records)
+    for section in extra_sections:
+        if section:
+            markdown += "\n" + section
     return [
         atomic_write_text(reports_dir / "summary.md", markdown),
         atomic_write_text(reports_dir / "summary.csv", to_csv(header, rows)),

@@ -27,13 +27,18 @@ log = logging.getLogger(__name__)
 
 
 class MultiModelPredictor(L.LightningModule):
-    """Runs each backbone on the tensor of its preprocessing key; returns float32 logits and features."""
+    """Runs each backbone on the tensor of its preprocessing key; returns float32 logits and features.
 
-    def __init__(self, backbones: dict[str, Backbone], input_keys: dict[str, str]):
+    ``features_only``: the pooled features alone (VTAB feature extraction, TRANSFER.md §2.1); logits are an
+    empty [B, 0] array, so no classifier or zero-shot head is needed.
+    """
+
+    def __init__(self, backbones: dict[str, Backbone], input_keys: dict[str, str], features_only: bool = False):
         super().__init__()
         self.model_ids = list(backbones)
         self.backbones = nn.ModuleList(backbones[m] for m in self.model_ids)
         self.input_keys = dict(input_keys)
+        self.features_only = features_only
         self.forward_calls = 0  # counted for tests of resumption
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
@@ -41,7 +46,11 @@ class MultiModelPredictor(L.LightningModule):
         outputs = {}
         for model_id, backbone in zip(self.model_ids, self.backbones, strict=True):
             images = batch["inputs"][self.input_keys[model_id]]
-            logits, features = backbone(images)
+            if self.features_only:
+                features = backbone.features(images)
+                logits = features.new_zeros((features.shape[0], 0))
+            else:
+                logits, features = backbone(images)
             outputs[model_id] = (logits.float(), features.float())
         return {"index": batch["index"], "error": batch["error"], "outputs": outputs}
 
@@ -91,13 +100,13 @@ class ChunkWriter(Callback):
             logits = np.concatenate([p[0] for p in parts])[ok]
             features = np.concatenate([p[1] for p in parts])[ok]
             kept = indices[ok]
-            bad = np.flatnonzero(~np.isfinite(logits).all(axis=1))
+            bad = np.flatnonzero(~(np.isfinite(logits).all(axis=1) & np.isfinite(features).all(axis=1)))
             if bad.size:
                 shown = ", ".join(self.sample_ids[i] for i in kept[bad][:10])
                 raise NonFiniteLogitsError(
                     f"model {model_id} on dataset {self.dataset_name}: {bad.size} sample(s) have NaN or infinite "
-                    f"logits (e.g. {shown}); they are never counted as predictions. Finished chunks are kept. "
-                    "Check the weights, try precision fp32, or inspect these images."
+                    f"logits or features (e.g. {shown}); they are never counted as predictions. Finished chunks are "
+                    "kept. Check the weights, try precision fp32, or inspect these images."
                 )
             self.partials[model_id].write(chunk, kept, logits, features, failed)
 

@@ -1,0 +1,300 @@
+"""Frozen features for the VTAB probes, cached once per (model, image source, split) (TRANSFER.md §2.1, §6).
+
+What is extracted: ``Backbone.features`` (timm: the pooled pre-logits feature; OpenCLIP: the projected
+``encode_image`` embedding), raw (the probe L2-normalises on load), with the model's *eval* transform
+(``params.inference.preprocessing``) and no augmentation, under ``params.inference.precision``.
+
+How: the shared inference engine (DESIGN.md data flow): each image is decoded once for all models, every model
+runs on its own preprocessed view in one Lightning predict pass, finished chunks are saved atomically and an
+interrupted pass resumes from them. Tasks sharing images (CLEVR count/distance, dSprites location/orientation,
+smallNORB azimuth/elevation) read one source, so their images are featurised once (§0.5).
+
+Layout: ``<features_dir>/<model>/<source>/<split>/`` holds ``features.npy`` [N, d] float16, ``sample_ids.json``
+and ``meta.json`` (written last: its presence marks a complete cache; its ``config_hash`` covers the model and
+weights, the preprocessing, the precision, the layout and the source files, so any change re-extracts).
+``<source>`` is the tfds image source (layout ``tfds_parquet``) or the WebDataset mirror (layout ``wds``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from beyond_imagenet.config import Params
+from beyond_imagenet.errors import CacheFormatError, NonFiniteLogitsError, UserError
+from beyond_imagenet.inference.cache import PartialChunks, config_hash, safe_name
+from beyond_imagenet.io_utils import atomic_save_npy, atomic_write_json
+from beyond_imagenet.models.catalogue import ModelSpec, resolve_model
+from beyond_imagenet.models.preprocessing import PreprocessSpec, resolve_preprocessing
+from beyond_imagenet.provenance import environment_record
+from beyond_imagenet.transfer.sources import SourceSplit
+from beyond_imagenet.transfer.tasks import TaskSpec
+
+log = logging.getLogger(__name__)
+
+FEATURE_FORMAT_VERSION = 1
+FEATURES_FILE = "features.npy"
+IDS_FILE = "sample_ids.json"
+META_FILE = "meta.json"
+FP16_MAX = float(np.finfo(np.float16).max)
+
+
+def files_sha256(split: SourceSplit) -> str:
+    """Hash of the files a source split was read from (names and sizes) and its row count."""
+    payload = json.dumps({"files": list(split.files), "rows": len(split)}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def split_manifest(split: SourceSplit) -> dict:
+    return {
+        "source": split.name,
+        "layout": split.layout,
+        "split": split.split,
+        "n_rows": len(split),
+        "files": list(split.files),
+        "files_sha256": files_sha256(split),
+    }
+
+
+def features_path(features_dir: str | Path, model_id: str, source: str, split: str) -> Path:
+    return Path(features_dir) / safe_name(model_id) / safe_name(source) / safe_name(split)
+
+
+@dataclass
+class FeatureJob:
+    """One (model, source split) feature cache: where, what determines it, whether it is complete."""
+
+    spec: ModelSpec
+    split: SourceSplit
+    preprocessing: PreprocessSpec
+    path: Path
+    config: dict
+    hash: str
+    complete: bool
+    run_stats: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.split.name, self.split.split)
+
+
+def read_feature_meta(path: Path) -> dict | None:
+    meta_file = Path(path) / META_FILE
+    if not meta_file.exists():
+        return None
+    try:
+        return json.loads(meta_file.read_text())
+    except json.JSONDecodeError as err:
+        raise CacheFormatError(f"{meta_file} is not valid JSON: {err}; delete {path} and rerun") from err
+
+
+def make_feature_job(params: Params, spec: ModelSpec, split: SourceSplit) -> FeatureJob:
+    prep = resolve_preprocessing(spec, params.inference.preprocessing)
+    config = {
+        "format": FEATURE_FORMAT_VERSION,
+        "model": {**spec.as_record(), "custom_config": spec.custom_config},
+        "feature": "projected encode_image" if spec.paradigm == "clip" else "pooled pre-logits",
+        "preprocessing": prep.as_record(),
+        "precision": params.inference.precision,
+        "source": {k: v for k, v in split_manifest(split).items() if k != "files"},
+    }
+    digest = config_hash(config)
+    path = features_path(params.transfer.features_dir, spec.id, split.name, split.split)
+    meta = read_feature_meta(path)
+    return FeatureJob(spec, split, prep, path, config, digest, bool(meta) and meta.get("config_hash") == digest)
+
+
+def plan_feature_jobs(params: Params, model_ids: Sequence[str], splits: Sequence[SourceSplit]) -> list[FeatureJob]:
+    """Every (model, source split) cache; models are resolved here, none is built."""
+    specs = [resolve_model(m) for m in model_ids]
+    return [make_feature_job(params, spec, split) for split in splits for spec in specs]
+
+
+def _build(specs: Sequence[ModelSpec]) -> dict[str, object]:
+    """Each model once, image tower only (no zero-shot head: features need none)."""
+    from beyond_imagenet.models.backbone import build_backbone
+    from beyond_imagenet.models.weights import ensure_weights_available
+
+    ensure_weights_available(list(specs))
+    backbones = {}
+    for spec in specs:
+        backbone, clip_model = build_backbone(spec)
+        del clip_model  # the text tower is never used for features
+        backbones[spec.id] = backbone
+    return backbones
+
+
+def _run_split_pass(jobs: list[FeatureJob], backbones: dict, params: Params, accelerator: str, callbacks) -> None:
+    """One pass over the chunks any model still lacks on this source split; each image decoded once."""
+    import torch
+
+    from beyond_imagenet.inference.engine import ChunkWriter, MultiModelPredictor, ProgressReporter, make_trainer
+    from beyond_imagenet.inference.loader import DecodeOnceDataset, auto_num_workers, make_loader
+
+    split = jobs[0].split
+    sample_ids = [s.sample_id for s in split.samples]
+    chunk_size = params.inference.chunk_size
+    n_chunks = -(-len(split) // chunk_size)
+    chunk_sizes = {c: min(chunk_size, len(split) - c * chunk_size) for c in range(n_chunks)}
+    partials = {job.spec.id: PartialChunks(job.path, job.hash) for job in jobs}
+    needed = {model_id: set(range(n_chunks)) - partial.done() for model_id, partial in partials.items()}
+    pending = sorted(set().union(*needed.values()))
+    if pending:
+        indices = np.concatenate([np.arange(c * chunk_size, c * chunk_size + chunk_sizes[c]) for c in pending])
+        specs = {job.preprocessing.key(): job.preprocessing for job in jobs}
+        module = MultiModelPredictor(
+            {job.spec.id: backbones[job.spec.id] for job in jobs},
+            {job.spec.id: job.preprocessing.key() for job in jobs},
+            features_only=True,
+        )
+        workers = params.inference.num_workers
+        loader = make_loader(
+            DecodeOnceDataset(split.samples, indices, specs),
+            params.inference.batch_size,
+            auto_num_workers() if workers == "auto" else workers,
+            pin_memory=accelerator == "gpu",
+        )
+        label = f"features {split.name}/{split.split}"
+        progress = ProgressReporter(len(indices), f"{label}: {', '.join(job.spec.id for job in jobs)}")
+        writer = ChunkWriter(partials, needed, chunk_sizes, chunk_size, sample_ids, f"{split.name}/{split.split}")
+        trainer = make_trainer(accelerator, params.inference.precision, [writer, progress, *callbacks])
+        started = time.perf_counter()
+        with torch.inference_mode():
+            trainer.predict(module, loader, return_predictions=False)
+        stats = {
+            "seconds": round(time.perf_counter() - started, 3),
+            "images": len(indices),
+            "images_per_s": round(progress.images_per_second, 2),
+            "models_in_pass": [job.spec.id for job in jobs],
+        }
+        for job in jobs:
+            job.run_stats = stats
+    for job in jobs:
+        _finalise(job, partials[job.spec.id], params, accelerator)
+
+
+def _finalise(job: FeatureJob, partial: PartialChunks, params: Params, accelerator: str) -> None:
+    """Every row must have a feature (a probe cannot skip images silently); write float16 atomically."""
+    split = job.split
+    indices, _, features, failed = partial.read_all()
+    if failed:
+        listing = "\n".join(f"  {split.samples[i].path}#{split.samples[i].sample_id}: {r}" for i, r in failed[:20])
+        raise UserError(
+            f"{len(failed)} image(s) of {split.name}/{split.split} could not be decoded:\n{listing}\n"
+            "A probe split must keep every image: repair or re-export these rows, then rerun (finished chunks of "
+            f"the other images are kept in {job.path / 'partial'})."
+        )
+    if not np.array_equal(np.sort(indices), np.arange(len(split))):
+        raise RuntimeError(f"{job.path}: {len(indices)} feature rows for {len(split)} images; delete it and rerun")
+    order = np.argsort(indices)
+    too_big = np.flatnonzero(np.abs(features).max(axis=1) > FP16_MAX)
+    if too_big.size:
+        raise NonFiniteLogitsError(
+            f"{job.spec.id} on {split.name}/{split.split}: {too_big.size} feature row(s) exceed the float16 range "
+            "of the feature cache; check the model weights"
+        )
+    meta = {
+        "format_version": FEATURE_FORMAT_VERSION,
+        "config_hash": job.hash,
+        "config": job.config,
+        "model": job.config["model"],
+        "preprocessing": job.config["preprocessing"],
+        "precision": params.inference.precision,
+        "source": split_manifest(split),
+        "n_rows": len(split),
+        "dim": int(features.shape[1]),
+        "dtype": "float16",
+        "accelerator": accelerator,
+        "batch_size": params.inference.batch_size,
+        "last_pass": job.run_stats or None,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "environment": environment_record(),
+    }
+    (job.path / META_FILE).unlink(missing_ok=True)
+    atomic_save_npy(job.path / FEATURES_FILE, np.ascontiguousarray(features[order], dtype=np.float16))
+    atomic_write_json(job.path / IDS_FILE, [s.sample_id for s in split.samples])
+    atomic_write_json(job.path / META_FILE, meta)
+    shutil.rmtree(job.path / "partial", ignore_errors=True)
+    log.info("wrote %s (%d x %d)", job.path, *features.shape)
+
+
+def run_feature_jobs(
+    jobs: Sequence[FeatureJob], params: Params, callbacks: Sequence = (), build=None
+) -> list[FeatureJob]:
+    """Fill every incomplete cache of ``jobs``: each model built once, one pass per source split."""
+    from beyond_imagenet.inference.engine import resolve_accelerator
+
+    todo = [job for job in jobs if not job.complete]
+    for job in jobs:
+        if job.complete:
+            log.info("up to date: %s", job.path)
+    if not todo:
+        return list(jobs)
+    accelerator = resolve_accelerator(params.inference.device)
+    specs = list({job.spec.id: job.spec for job in todo}.values())
+    backbones = (build or _build)(specs)
+    for key in dict.fromkeys(job.key for job in todo):
+        _run_split_pass([job for job in todo if job.key == key], backbones, params, accelerator, list(callbacks))
+        for job in todo:
+            if job.key == key:
+                job.complete = True
+    return list(jobs)
+
+
+@dataclass(frozen=True)
+class FeatureCache:
+    """A loaded feature cache: raw float16 features by row of the source split, and its provenance."""
+
+    path: Path
+    features: np.ndarray
+    sample_ids: list[str]
+    meta: dict
+
+
+def load_features(path: str | Path, expected_hash: str | None = None) -> FeatureCache:
+    """Read a complete cache; ``expected_hash`` guards against stale caches (TRANSFER.md §2.1 pitfall)."""
+    path = Path(path)
+    meta = read_feature_meta(path)
+    if meta is None:
+        raise CacheFormatError(f"no complete feature cache at {path}: run `beyond-imagenet vtab-features`")
+    if expected_hash is not None and meta.get("config_hash") != expected_hash:
+        raise CacheFormatError(
+            f"feature cache {path} was made with another configuration ({meta.get('config_hash')} != "
+            f"{expected_hash}); run `beyond-imagenet vtab-features` to re-extract"
+        )
+    features = np.load(path / FEATURES_FILE, allow_pickle=False)
+    sample_ids = json.loads((path / IDS_FILE).read_text())
+    if features.ndim != 2 or len(features) != len(sample_ids) or len(features) != meta.get("n_rows"):
+        raise CacheFormatError(f"feature cache {path}: {features.shape} rows do not match {len(sample_ids)} ids")
+    return FeatureCache(path, features, sample_ids, meta)
+
+
+def sources_of_tasks(tasks: Sequence[TaskSpec], layout: str) -> dict[str, list[TaskSpec]]:
+    """Feature-cache source name -> tasks reading it: one tfds source per shared-image group (tfds_parquet), one
+    mirror per task (wds: CLIP_benchmark publishes each task separately, so nothing is shared)."""
+    out: dict[str, list[TaskSpec]] = {}
+    for task in tasks:
+        out.setdefault(task.source.name if layout == "tfds_parquet" else task.wds_name, []).append(task)
+    return out
+
+
+__all__ = [
+    "FeatureCache",
+    "FeatureJob",
+    "features_path",
+    "load_features",
+    "make_feature_job",
+    "plan_feature_jobs",
+    "run_feature_jobs",
+    "sources_of_tasks",
+    "split_manifest",
+]
