@@ -4,6 +4,7 @@ the search, MLflow runs, Table 3 with missing tasks named (paper §6; TRANSFER.m
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -266,3 +267,41 @@ def _as_dict(params) -> dict:
     from dataclasses import asdict
 
     return json.loads(json.dumps(asdict(params)))
+
+
+def test_vtab_tasks_cli_lists_the_preset_and_what_is_on_disk(tmp_path, vtab_root, capsys):
+    import shutil
+
+    from beyond_imagenet.cli import main
+
+    shutil.copytree(vtab_root / "dtd", tmp_path / "dtd")
+    assert main(["vtab-tasks", "--preset", "vtab19", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "sun397" in out and "cifar10 " not in out  # vtab19: SUN397 instead of CIFAR-10
+    assert re.search(r"dsprites_label_orientation\s+structured\s+16\s", out)  # 16 classes in vtab19
+    assert "dtd: found" in out and "resisc45: MISSING" in out and "MANUAL" in out
+
+
+def test_report_includes_table3_only_when_the_probe_ran():
+    from beyond_imagenet.report import vtab_section
+
+    assert vtab_section(None) == "" and vtab_section("VTAB transfer skipped: params transfer.root is not set.") == ""
+    section = vtab_section("| Model | Natural |\n| --- | --- |\n| m | 80.0 |\n")
+    assert section.startswith("## Transfer: VTAB linear probes (paper Table 3)") and "| m | 80.0 |" in section
+
+
+def test_torchvision_layout_runs_through_features_and_probe(tmp_path):
+    """Layout torchvision: CIFAR-10 pickles -> features (own cache folder) -> a probe with a carved val."""
+    from beyond_imagenet.transfer.run import extract_features, plan_transfer, probe_models
+    from test_vtab_torchvision import write_cifar10
+
+    write_cifar10(tmp_path / "tv", per_batch=8, n_test=6)
+    params = _params(tmp_path, tmp_path / "tv", tasks=["cifar10"], layout="torchvision")
+    plan = plan_transfer(params)
+    assert plan.not_run == {} and [t.task.name for t in plan.tasks] == ["cifar10"]
+    rows = plan.tasks[0].rows
+    assert sum(len(v) for v in rows["val"].values()) == 10  # stratified: at least 1 of each of the 10 classes
+    jobs = extract_features(params, plan, MODELS[:1])
+    assert jobs[MODELS[0]][("cifar10", "train")].path.parent.name == "cifar10@torchvision"
+    (record,) = probe_models(params, plan, jobs, MODELS[:1])
+    assert record["protocol"]["layout"] == "torchvision" and record["search"]["n_test"] == 6

@@ -423,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     vtab = add("vtab-tasks", cmd_vtab_tasks, "list the VTAB tasks of a preset; with --root, check them on disk")
     vtab.add_argument("--preset", default="clipbench19", choices=["clipbench19", "vtab19"])
     vtab.add_argument("--root", help="folder holding the VTAB copies")
-    vtab.add_argument("--layout", default="tfds_parquet", choices=["tfds_parquet", "wds"])
+    vtab.add_argument("--layout", default="tfds_parquet", choices=["tfds_parquet", "wds", "torchvision"])
     features = add("vtab-features", cmd_vtab_features, "extract VTAB features (cached per model, source, split)", True)
     features.add_argument("--models", nargs="+", help="subset of (or other) model ids")
     probe = add("probe", cmd_probe, "tune and fit the VTAB linear probes; Table 3 and Fig. 6 bottom", params=True)

@@ -172,7 +172,9 @@ class TransferConfig:
     """VTAB linear probes on cached features (paper §6, Table 3, Fig. 6 bottom; TRANSFER.md)."""
 
     root: str | None = None  # folder holding the VTAB copies; unset: the transfer stages do nothing
-    layout: Literal["tfds_parquet", "wds"] = "tfds_parquet"  # on-disk format (transfer/tasks.py docstring)
+    # on-disk format (transfer/tasks.py docstring): tfds-parquet exports (exact VTAB splits), the clip-benchmark
+    # WebDataset mirrors, or torchvision's own files (CIFAR, SVHN, DTD, Flowers, Pets only)
+    layout: Literal["tfds_parquet", "wds", "torchvision"] = "tfds_parquet"
     preset: Literal["vtab19", "clipbench19"] = "clipbench19"  # §3.3; clipbench19 matches the paper best
     tasks: list[str] | None = None  # a subset of the preset; the aggregate names the others as missing
     protocol: Literal["full", "1k"] = "full"  # full splits (the paper) or VTAB-1k (§3.4)

@@ -12,7 +12,8 @@ smallNORB azimuth/elevation) read one source, so their images are featurised onc
 Layout: ``<features_dir>/<model>/<source>/<split>/`` holds ``features.npy`` [N, d] float16, ``sample_ids.json``
 and ``meta.json`` (written last: its presence marks a complete cache; its ``config_hash`` covers the model and
 weights, the preprocessing, the precision, the layout and the source files, so any change re-extracts).
-``<source>`` is the tfds image source (layout ``tfds_parquet``) or the WebDataset mirror (layout ``wds``).
+``<source>`` is the tfds image source (layout ``tfds_parquet``), the WebDataset mirror (layout ``wds``) or
+``<tfds source>@torchvision`` (layout ``torchvision``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ from beyond_imagenet.models.catalogue import ModelSpec, resolve_model
 from beyond_imagenet.models.preprocessing import PreprocessSpec, resolve_preprocessing
 from beyond_imagenet.provenance import environment_record
 from beyond_imagenet.transfer.sources import SourceSplit
-from beyond_imagenet.transfer.tasks import TaskSpec
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,8 @@ def make_feature_job(params: Params, spec: ModelSpec, split: SourceSplit) -> Fea
         "source": {k: v for k, v in split_manifest(split).items() if k != "files"},
     }
     digest = config_hash(config)
-    path = features_path(params.transfer.features_dir, spec.id, split.name, split.split)
+    source_dir = split.name if split.layout != "torchvision" else f"{split.name}@torchvision"  # same names as tfds
+    path = features_path(params.transfer.features_dir, spec.id, source_dir, split.split)
     meta = read_feature_meta(path)
     return FeatureJob(spec, split, prep, path, config, digest, bool(meta) and meta.get("config_hash") == digest)
 
@@ -278,15 +279,6 @@ def load_features(path: str | Path, expected_hash: str | None = None) -> Feature
     return FeatureCache(path, features, sample_ids, meta)
 
 
-def sources_of_tasks(tasks: Sequence[TaskSpec], layout: str) -> dict[str, list[TaskSpec]]:
-    """Feature-cache source name -> tasks reading it: one tfds source per shared-image group (tfds_parquet), one
-    mirror per task (wds: CLIP_benchmark publishes each task separately, so nothing is shared)."""
-    out: dict[str, list[TaskSpec]] = {}
-    for task in tasks:
-        out.setdefault(task.source.name if layout == "tfds_parquet" else task.wds_name, []).append(task)
-    return out
-
-
 __all__ = [
     "FeatureCache",
     "FeatureJob",
@@ -295,6 +287,5 @@ __all__ = [
     "make_feature_job",
     "plan_feature_jobs",
     "run_feature_jobs",
-    "sources_of_tasks",
     "split_manifest",
 ]

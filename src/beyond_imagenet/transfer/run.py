@@ -109,6 +109,11 @@ def _read_source_split(task: TaskSpec, config: TransferConfig, root: Path, split
     if config.layout == "wds":
         found = sources.read_wds_split(task, root, split)
         expected = task.expected_sizes["train" if split == "train" else "test"]
+    elif config.layout == "torchvision":
+        from beyond_imagenet.transfer.torchvision_layout import read_torchvision_split, torchvision_expected_count
+
+        found = read_torchvision_split(task.source, root, split)
+        expected = torchvision_expected_count(task.source, split)
     else:
         found = sources.read_parquet_split(task.source, root, split)
         expected = task.source.split_sizes[split]
@@ -221,7 +226,7 @@ def protocol_record(plan: TransferPlan, task_plan: TaskPlan, jobs: Mapping[tuple
         "preset": plan.preset.name,
         "layout": plan.config.layout,
         "protocol": plan.config.protocol,
-        "val_seed": plan.config.val_seed if plan.config.layout == "wds" else None,
+        "val_seed": plan.config.val_seed if plan.config.layout != "tfds_parquet" else None,  # carved val
         "rows_sha256": task_plan.rows_digest(),
         "features": {f"{s}/{p}": jobs[(task_plan.source, p)].hash for s, p in sorted(_task_keys(task_plan))},
         "probe": section_as_dict(plan.config.probe),
@@ -328,13 +333,16 @@ def probe_task(
     test = data[test_name]
     predictions = predict(result.probe, test.x).argmax(dim=1).cpu().numpy()
     pred_path = out / "predictions" / safe_name(model_id) / f"{task.name}.npz"
+    linear = result.probe.linear  # the final probe (<= 1024 x 397 floats): aggregates need no retraining (§6)
     with atomic_open(pred_path) as handle:
-        weight = result.probe.linear.weight.detach().cpu().numpy() if hasattr(result.probe, "linear") else None
-        arrays = {"sample_ids": np.array(list(test.ids)), "targets": test.y.numpy(), "predictions": predictions}
-        if weight is not None:
-            arrays["weight"] = weight
-            arrays["bias"] = result.probe.linear.bias.detach().cpu().numpy()
-        np.savez(handle, **arrays)
+        np.savez(
+            handle,
+            sample_ids=np.array(list(test.ids)),
+            targets=test.y.numpy(),
+            predictions=predictions,
+            weight=linear.weight.detach().cpu().numpy(),
+            bias=linear.bias.detach().cpu().numpy(),
+        )
     record = {
         "model": model_id,
         "task": task.name,

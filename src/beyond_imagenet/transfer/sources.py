@@ -1,10 +1,12 @@
-"""Readers for the two VTAB on-disk layouts, and the task splits on them (TRANSFER.md §3.5, §4, §8.12).
+"""Readers for the VTAB on-disk layouts, and the task splits on them (TRANSFER.md §3.5, §4, §8.12).
 
 - ``tfds_parquet``: ``<root>/<source>/[**/]<tfds split>-*.parquet`` (or ``<split>.parquet``), a parquet export of a
   tfds builder in tfds's record order; column ``image`` (binary, or Hugging Face's struct ``{bytes, path}``) plus
   the raw tfds features. Struct columns are flattened to tfds's feature names (``objects/pixel_coords``).
 - ``wds``: CLIP_benchmark's WebDataset mirror ``<root>/wds_vtab-<task>/{train,test}/*.tar`` with ``<key>.<img>``
   and ``<key>.cls`` members; train = VTAB train (no val: ``carve_val`` holds out a stratified val), test = VTAB test.
+- ``torchvision``: the files ``torchvision.datasets.X(root, download=True)`` writes, read by ``torchvision_layout``
+  (CIFAR-10/100, SVHN, DTD, Flowers, Pets). DTD / Flowers keep their official val; the others get a carved one.
 
 Scanning reads annotations and member offsets only; ``VtabSample.decode`` reads one image, in any process. Neither
 TensorFlow nor ``webdataset`` is needed; pyarrow is imported inside the functions that use it.
@@ -61,6 +63,7 @@ IMAGE_COLUMN = "image"
 WDS_IMAGE_EXTENSIONS = ("webp", "png", "jpg", "jpeg")
 WDS_LABEL_EXTENSION = "cls"
 DSPRITES_SOURCE = "dsprites"
+_ARRAY_KINDS = ("cifar", "svhn")
 _LABEL_ERRORS = (ValueError, KeyError, TypeError, IndexError)
 
 
@@ -73,10 +76,12 @@ _LABEL_ERRORS = (ValueError, KeyError, TypeError, IndexError)
 class VtabSample:
     """One image of a VTAB source, decodable in a DataLoader worker process (picklable, cheap)."""
 
-    path: Path  # the parquet file or tar shard holding it
+    path: Path  # the parquet file, tar shard, image file or array file holding it
     sample_id: str  # f"{split}/{index:07d}", index = position in the source split's record order
-    kind: Literal["parquet", "tar"]
-    locator: tuple[int, int]  # parquet: (row group, row within group); tar: (data offset, size) of the member
+    kind: Literal["parquet", "tar", "file", "cifar", "svhn"]
+    # parquet: (row group, row within group); tar: (data offset, size) of the member; file: unused (0, 0);
+    # cifar / svhn (torchvision's CIFAR pickle batch / SVHN .mat): (row in the array file, 0)
+    locator: tuple[int, int]
     binary_to_255: bool = False  # dSprites (TRANSFER §3.2): pixel values {0, 1} become {0, 255}
 
     @property
@@ -85,9 +90,17 @@ class VtabSample:
         return f"{self.path}#{self.sample_id}"
 
     def read_bytes(self) -> bytes:
-        """The encoded image bytes; ``ImageDecodeError`` when they cannot be read."""
+        """The encoded image bytes; ``ImageDecodeError`` when they cannot be read (or for array kinds, which have
+        none: use ``decode``)."""
+        if self.kind in _ARRAY_KINDS:
+            raise ImageDecodeError(self.name, f"a {self.kind!r} sample is a row of an array file, not encoded bytes")
         try:
-            data = _parquet_image_bytes(self) if self.kind == "parquet" else _tar_member_bytes(self)
+            if self.kind == "parquet":
+                data = _parquet_image_bytes(self)
+            elif self.kind == "file":
+                data = self.path.read_bytes()
+            else:
+                data = _tar_member_bytes(self)
         except ImageDecodeError:
             raise
         except Exception as exc:  # OSError, pyarrow errors, IndexError on a changed file
@@ -96,7 +109,7 @@ class VtabSample:
 
     def decode(self) -> Image.Image:
         """8-bit RGB (grayscale tiled to 3 channels); dSprites' {0, 1} scaled to {0, 255} with saturation."""
-        image = decode_rgb_bytes(self.read_bytes(), self.name)
+        image = _array_image(self) if self.kind in _ARRAY_KINDS else decode_rgb_bytes(self.read_bytes(), self.name)
         if not self.binary_to_255:
             return image
         pixels = np.asarray(image, dtype=np.uint16) * 255
@@ -107,15 +120,26 @@ class VtabSample:
 class SourceSplit:
     """All rows of one split of one image source as found on disk, in record order."""
 
-    name: str  # ImageSource name (tfds_parquet) or the wds mirror name, e.g. "wds_vtab-cifar100"
+    name: str  # ImageSource name (tfds_parquet, torchvision) or the wds mirror name, e.g. "wds_vtab-cifar100"
     layout: Layout
     split: str  # tfds split name ("train", "validation", "test") or wds "train" / "test"
     samples: tuple[VtabSample, ...]
-    records: tuple[dict, ...]  # raw annotations per row (flattened tfds feature names; wds: {"cls": int})
+    # raw annotations per row (flattened tfds feature names; wds: {"cls": int}; torchvision: {"label": int})
+    records: tuple[dict, ...]
     files: tuple[dict, ...]  # [{"path": str, "bytes": int}] of the files read, for the manifest hash
 
     def __len__(self) -> int:
         return len(self.samples)
+
+
+def _array_image(sample: VtabSample) -> Image.Image:
+    """Row ``locator[0]`` of a torchvision array file (CIFAR pickle batch, SVHN .mat), cached per process."""
+    from beyond_imagenet.transfer.torchvision_layout import array_image
+
+    try:
+        return array_image(sample.path, sample.kind, sample.locator[0])
+    except Exception as exc:  # OSError, unpickling / loadmat errors, IndexError on a changed file
+        raise ImageDecodeError(sample.name, f"cannot read the image row ({type(exc).__name__}: {exc})") from exc
 
 
 def _sample_id(split: str, index: int) -> str:
@@ -405,13 +429,14 @@ def check_split_count(split: SourceSplit, expected: int, check_size: bool) -> No
 def task_labels(task: TaskSpec, split: SourceSplit) -> np.ndarray:
     """The task's class index of every row (int64).
 
-    ``tfds_parquet``: ``task.label(record)`` (§3.2). ``wds``: ``cls`` is CLIP_benchmark's label; dSprites' raw
-    32/40 latents go through ``dsprites_label`` (16 classes in ``vtab19``), other tasks are range-checked.
+    ``tfds_parquet``: ``task.label(record)`` (§3.2). ``torchvision``: the same rule on the reader's native
+    ``label`` (range-checked). ``wds``: ``cls`` is CLIP_benchmark's label; dSprites' raw 32/40 latents go through
+    ``dsprites_label`` (16 classes in ``vtab19``), other tasks are range-checked.
     """
-    expected_name = task.source.name if split.layout == "tfds_parquet" else task.wds_name
+    expected_name = task.wds_name if split.layout == "wds" else task.source.name
     if split.name != expected_name:
         raise UserError(f"task {task.name!r} reads {expected_name!r}, not {split.name!r}")
-    if split.layout == "tfds_parquet":
+    if split.layout in ("tfds_parquet", "torchvision"):
         rule = task.label
     elif task.source.name == DSPRITES_SOURCE:
         n_raw = DSPRITES_RAW_CLASSES[task.label_rule.fields[0]]
@@ -491,6 +516,76 @@ def _first(rows: np.ndarray, k: int, task: TaskSpec, split: str) -> np.ndarray:
     return rows[:k]
 
 
+def _carved_split_rows(
+    task: TaskSpec,
+    layout: Layout,
+    splits: Mapping[str, SourceSplit],
+    protocol: Protocol,
+    seed: int,
+    labels: np.ndarray | None,
+) -> dict[str, dict[str, np.ndarray]]:
+    """train / val carved from ``splits["train"]`` (``carve_val``), test = all of ``splits["test"]``."""
+    missing = [s for s in ("train", "test") if s not in splits]
+    if missing:
+        raise UserError(f"task {task.name!r} ({layout}) needs the splits train and test; missing {missing}")
+    if labels is None:
+        labels = task_labels(task, splits["train"])
+    if len(labels) != len(splits["train"]):
+        raise UserError(f"task {task.name!r}: {len(labels)} labels for {len(splits['train'])} {layout} train rows")
+    train, val = carve_val(labels, val_fraction(task), seed)
+    test = {"test": np.arange(len(splits["test"]), dtype=np.int64)}
+    if protocol == "full":
+        trainval = np.arange(len(labels), dtype=np.int64)
+        return {"train": {"train": train}, "val": {"train": val}, "test": test, "trainval": {"train": trainval}}
+    if layout == "torchvision":  # file order is not tfds's shuffled order (Pets is sorted by class)
+        train, val = _seeded_order(train, seed, 0), _seeded_order(val, seed, 1)
+    train800 = np.sort(_first(train, VTAB1K_TRAIN, task, "train"))
+    val200 = np.sort(_first(val, VTAB1K_VAL, task, "val"))
+    both = np.sort(np.concatenate([train800, val200]))
+    return {
+        "train800": {"train": train800},
+        "val200": {"train": val200},
+        "train800val200": {"train": both},
+        "test": test,
+    }
+
+
+def _seeded_order(rows: np.ndarray, seed: int, stream: int) -> np.ndarray:
+    """``rows`` in a seeded random order: VTAB-1k's "first 800" of tfds's shuffled record order, for files whose
+    own order is not shuffled (torchvision's DTD / Pets lists are sorted by class)."""
+    return rows[np.random.default_rng([seed, stream]).permutation(len(rows))]
+
+
+def _torchvision_split_rows(
+    task: TaskSpec, splits: Mapping[str, SourceSplit], protocol: Protocol, seed: int, labels: np.ndarray | None
+) -> dict[str, dict[str, np.ndarray]]:
+    """Official val where the source has one (DTD, Flowers: exactly VTAB), else a stratified carve from train."""
+    from beyond_imagenet.transfer.torchvision_layout import torchvision_format
+
+    fmt = torchvision_format(task.source)
+    if "validation" not in fmt.splits:
+        return _carved_split_rows(task, "torchvision", splits, protocol, seed, labels)
+    missing = [s for s in fmt.splits if s not in splits]
+    if missing:
+        raise UserError(f"task {task.name!r} (torchvision) needs the splits {list(fmt.splits)}; missing {missing}")
+    full = {
+        "train": {"train": np.arange(len(splits["train"]), dtype=np.int64)},
+        "val": {"validation": np.arange(len(splits["validation"]), dtype=np.int64)},
+        "test": {"test": np.arange(len(splits["test"]), dtype=np.int64)},
+    }
+    full["trainval"] = {**full["train"], **full["val"]}
+    if protocol == "full":
+        return full
+    train800 = np.sort(_first(_seeded_order(full["train"]["train"], seed, 0), VTAB1K_TRAIN, task, "train"))
+    val200 = np.sort(_first(_seeded_order(full["val"]["validation"], seed, 1), VTAB1K_VAL, task, "val"))
+    return {
+        "train800": {"train": train800},
+        "val200": {"validation": val200},
+        "train800val200": {"train": train800, "validation": val200},
+        "test": full["test"],
+    }
+
+
 def task_split_rows(
     task: TaskSpec,
     layout: Layout,
@@ -504,32 +599,17 @@ def task_split_rows(
     ``tfds_parquet``: ``split_indices`` on the counts found (``splits`` keyed by tfds split name). ``wds``
     (``splits`` keyed "train" / "test"): train / val from ``carve_val`` on the train labels (``labels``, default
     ``task_labels`` of the train split), test = all of wds test, trainval = train ∪ val; VTAB-1k takes the first
-    800 of train and the first 200 of val (§3.4).
+    800 of train and the first 200 of val (§3.4). ``torchvision`` (``splits`` keyed by tfds split name): DTD and
+    Flowers use their official train / validation / test (exactly VTAB's); CIFAR-10/100, SVHN and Pets carve val
+    from train as ``wds`` does (§4; their file order is not tfds's, so a percent slice would differ). Its VTAB-1k
+    draws 800 / 200 with ``seed`` instead of taking the first rows, as its files are not in tfds's shuffled order.
     """
-    if layout == "tfds_parquet":
-        return _parquet_split_rows(task, splits, protocol)
-    if layout != "wds":
-        raise UserError(f"unknown dataset layout {layout!r}; use 'tfds_parquet' or 'wds'")
-    missing = [s for s in ("train", "test") if s not in splits]
-    if missing:
-        raise UserError(f"task {task.name!r} (wds) needs the splits train and test; missing {missing}")
     if protocol not in ("full", "1k"):
         raise UserError(f"unknown split protocol {protocol!r}; use 'full' or '1k'")
-    if labels is None:
-        labels = task_labels(task, splits["train"])
-    if len(labels) != len(splits["train"]):
-        raise UserError(f"task {task.name!r}: {len(labels)} labels for {len(splits['train'])} wds train rows")
-    train, val = carve_val(labels, val_fraction(task), seed)
-    test = {"test": np.arange(len(splits["test"]), dtype=np.int64)}
-    if protocol == "full":
-        trainval = np.arange(len(labels), dtype=np.int64)
-        return {"train": {"train": train}, "val": {"train": val}, "test": test, "trainval": {"train": trainval}}
-    train800 = _first(train, VTAB1K_TRAIN, task, "train")
-    val200 = _first(val, VTAB1K_VAL, task, "val")
-    both = np.sort(np.concatenate([train800, val200]))
-    return {
-        "train800": {"train": train800},
-        "val200": {"train": val200},
-        "train800val200": {"train": both},
-        "test": test,
-    }
+    if layout == "tfds_parquet":
+        return _parquet_split_rows(task, splits, protocol)
+    if layout == "wds":
+        return _carved_split_rows(task, "wds", splits, protocol, seed, labels)
+    if layout == "torchvision":
+        return _torchvision_split_rows(task, splits, protocol, seed, labels)
+    raise UserError(f"unknown dataset layout {layout!r}; use 'tfds_parquet', 'wds' or 'torchvision'")

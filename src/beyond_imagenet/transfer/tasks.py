@@ -26,8 +26,11 @@ image and the raw tfds features, so both tasks of a shared source read one copy.
 CLIP_benchmark's WebDataset mirror ``clip-benchmark/wds_vtab-<task>``: ``<root>/wds_vtab-<task>/{train,test}/*.tar``
 plus ``classnames.txt``; it holds VTAB train and VTAB test (no val, which must be carved and its indices saved,
 §8.12) with CLIP_benchmark's labels (dSprites 32/40; ``dsprites_label`` remaps them to 16 for ``vtab19``).
-Torchvision loaders are recorded only as a hint (``ImageSource.torchvision``): their splits differ from VTAB's
-except for DTD, Flowers, PCam and the CIFAR/SVHN/Pets test sets.
+A third layout (``"torchvision"``, ``torchvision_layout.py``) reads the files that
+``torchvision.datasets.X(root, download=True)`` leaves under ``<root>`` for the six sources torchvision ships with
+official splits (CIFAR-10/100, SVHN, DTD, Flowers, Pets): DTD / Flowers are exactly VTAB's, the others have the
+official train and test and a carved val. Other torchvision loaders are recorded only as a hint
+(``ImageSource.torchvision``): their splits differ from VTAB's.
 """
 
 from __future__ import annotations
@@ -46,8 +49,8 @@ from beyond_imagenet.errors import DatasetLayoutError, UnknownNameError, UserErr
 Group = Literal["natural", "specialized", "structured"]
 GROUPS: tuple[Group, ...] = ("natural", "specialized", "structured")
 Protocol = Literal["full", "1k"]
-Layout = Literal["tfds_parquet", "wds"]
-LAYOUTS: tuple[Layout, ...] = ("tfds_parquet", "wds")
+Layout = Literal["tfds_parquet", "wds", "torchvision"]
+LAYOUTS: tuple[Layout, ...] = ("tfds_parquet", "wds", "torchvision")
 
 FULL_SPLITS = ("train", "val", "test", "trainval")
 VTAB1K_SPLITS = ("train800", "val200", "train800val200", "test")
@@ -459,7 +462,11 @@ class TaskSpec:
 
     def download_instructions(self, layout: Layout = "tfds_parquet") -> str:
         src = self.source
-        if layout == "wds":
+        if layout == "torchvision":
+            from beyond_imagenet.transfer.torchvision_layout import torchvision_download_hint
+
+            where = torchvision_download_hint(src)
+        elif layout == "wds":
             where = (
                 f"Download the Hugging Face dataset clip-benchmark/{self.wds_name} (WebDataset tars train/*.tar and "
                 "test/*.tar plus classnames.txt; train = VTAB train without val, test = VTAB test; verify the counts "
@@ -835,13 +842,39 @@ def expected_layout(task: TaskSpec, root: str | Path, layout: Layout = "tfds_par
     if layout == "wds":
         base = root / task.wds_name
         return [str(base / "train" / "*.tar"), str(base / "test" / "*.tar"), str(base / "classnames.txt")]
+    if layout == "torchvision":
+        from beyond_imagenet.transfer.torchvision_layout import torchvision_expected
+
+        return (
+            torchvision_expected(task.source, root) if _has_torchvision_format(task) else [_no_torchvision_layout(task)]
+        )
     if layout != "tfds_parquet":
         raise UserError(f"unknown dataset layout {layout!r}; use one of {', '.join(LAYOUTS)}")
     base = root / task.source.name
     return [str(base / f"[**/]{s}-*.parquet (or {s}.parquet)") for s in task.source_splits()]
 
 
+def _has_torchvision_format(task: TaskSpec) -> bool:
+    from beyond_imagenet.transfer.torchvision_layout import TORCHVISION_SOURCES
+
+    return task.source.name in TORCHVISION_SOURCES
+
+
+def _no_torchvision_layout(task: TaskSpec) -> str:
+    from beyond_imagenet.transfer.torchvision_layout import TORCHVISION_SOURCES
+
+    return (
+        f"VTAB task {task.name!r} (image source {task.source.name!r}) has no torchvision layout: torchvision "
+        f"formats are read only for {', '.join(TORCHVISION_SOURCES)} (TRANSFER.md §3.5). Use layout "
+        "'tfds_parquet' or 'wds' for this task"
+    )
+
+
 def _missing_items(task: TaskSpec, root: Path, layout: Layout) -> list[str]:
+    if layout == "torchvision":
+        from beyond_imagenet.transfer.torchvision_layout import torchvision_missing
+
+        return torchvision_missing(task.source, root)
     wanted = expected_layout(task, root, layout)
     if layout == "wds":
         base = root / task.wds_name
@@ -860,7 +893,8 @@ def _missing_items(task: TaskSpec, root: Path, layout: Layout) -> list[str]:
 
 
 def check_task_on_disk(task: TaskSpec | str, root: str | Path, layout: Layout = "tfds_parquet") -> Path:
-    """Check that ``task``'s files are under ``root`` in ``layout``; return the directory to read.
+    """Check that ``task``'s files are under ``root`` in ``layout``; return the directory to read (``root``
+    itself for ``torchvision``, whose files sit in torchvision's own folders under it).
 
     Raises ``DatasetLayoutError`` (a ``UserError``) naming the task, its image source, the expected layout, what
     is missing and how to download it. Only presence is checked; counts are checked by the loader.
@@ -868,8 +902,10 @@ def check_task_on_disk(task: TaskSpec | str, root: str | Path, layout: Layout = 
     if isinstance(task, str):
         task = get_task(task)
     root = Path(root)
+    if layout == "torchvision" and not _has_torchvision_format(task):
+        raise DatasetLayoutError(f"{_no_torchvision_layout(task)}.")
     missing = _missing_items(task, root, layout)
-    base = root / (task.wds_name if layout == "wds" else task.source.name)
+    base = {"wds": root / task.wds_name, "torchvision": root}.get(layout, root / task.source.name)
     if not missing:
         return base
     manual = " This dataset needs a MANUAL download." if task.manual_download else ""
