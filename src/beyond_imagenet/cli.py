@@ -10,6 +10,7 @@ beyond-imagenet vtab-tasks              # the 19 VTAB tasks of a preset: splits,
 beyond-imagenet vtab-features           # stage `vtab_features`: features per (model, image source, split)
 beyond-imagenet probe [--models M ...]  # stage `probe`: tune + probe every task, Table 3 (`make probe MODEL=`)
 beyond-imagenet report                  # stage `report`: side-by-side tables
+beyond-imagenet fidelity --dataset D    # two inference settings (fp32 vs bf16, ...) on the same images
 beyond-imagenet fetch-weights           # prefetch pretrained weights into the Hugging Face cache
 """
 
@@ -310,6 +311,35 @@ def cmd_probe(args: argparse.Namespace) -> None:
         print(f"logged {len(run_ids)} MLflow summary runs to {params.tracking.tracking_uri} (`make mlflow-ui`)")
 
 
+def cmd_fidelity(args: argparse.Namespace) -> None:
+    from beyond_imagenet.config import load_params
+    from beyond_imagenet.inference.fidelity import parse_side, run_fidelity, side_label
+    from beyond_imagenet.io_utils import atomic_write_json
+
+    params = load_params(args.params)
+    side_a, side_b = parse_side(args.a), parse_side(args.b)
+    report = run_fidelity(params, args.dataset, args.models or params.models, side_a, side_b)
+    out = Path(args.out) / f"{args.dataset}__{side_label(side_a)}__vs__{side_label(side_b)}.json"
+    atomic_write_json(out, report)
+    rows = [
+        {
+            "dataset/model": key,
+            "top1 agreement %": f"{r['top1_agreement']:.2f}",
+            "top1 a": f"{r['top1_a']:.2f}",
+            "top1 b": f"{r['top1_b']:.2f}",
+            "delta top1": f"{r['delta_top1']:+.2f}",
+            "ECE a": f"{r['ece_a']:.4f}",
+            "ECE b": f"{r['ece_b']:.4f}",
+            "delta ECE": f"{r['delta_ece']:+.4f}",
+            "max |logit diff|": f"{r['max_abs_logit_diff']:.3g}",
+        }
+        for key, r in report["results"].items()
+    ]
+    print(f"a = {args.a}   b = {args.b}")
+    _print_table(rows)
+    print(f"written: {out}")
+
+
 def cmd_analyze_cache(args: argparse.Namespace) -> None:
     from beyond_imagenet.analyses.accuracy import analyse_accuracy
     from beyond_imagenet.analyses.calibration import analyse_calibration, save_calibration_figures
@@ -430,6 +460,12 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--models", nargs="+", help="model ids (default: params.yaml models)")
     probe.add_argument("--require-features", action="store_true", help="fail instead of extracting features (DVC)")
     probe.add_argument("--no-mlflow", action="store_true", help="write records, Table 3 and the figure only")
+    fidelity = add("fidelity", cmd_fidelity, "compare two inference settings on the same images", params=True)
+    fidelity.add_argument("--dataset", required=True, help="a dataset name of params.yaml")
+    fidelity.add_argument("--models", nargs="+", help="model ids (default: params.yaml models)")
+    fidelity.add_argument("--a", default="precision=fp32", help="reference side, e.g. precision=fp32")
+    fidelity.add_argument("--b", default="precision=bf16", help="compared side, e.g. precision=bf16,compile=true")
+    fidelity.add_argument("--out", default="results/fidelity", help="where the JSON report goes")
     report = add("report", cmd_report, "write the side-by-side report", params=True)
     report.add_argument("--no-mlflow", action="store_true")
     cue = add("fetch-cue-conflict", cmd_fetch_cue_conflict, "download and check the 1,280 cue-conflict stimuli")

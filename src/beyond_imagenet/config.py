@@ -53,6 +53,10 @@ class InferenceConfig:
     chunk_size: int = 2048
     bad_images: Literal["error", "skip"] = "error"
     cache_dir: str = "cache"
+    # Speed only (not part of a cache's hash; recorded in its meta.json): NHWC tensors and weights on the GPU,
+    # and torch.compile of each backbone (compiles once per run and input shape, then runs faster).
+    channels_last: bool = True
+    compile: bool = False
 
 
 @dataclass(frozen=True)

@@ -190,6 +190,7 @@ def _run_dataset_pass(
         MultiModelPredictor,
         ProgressReporter,
         make_trainer,
+        speed_options,
     )
     from beyond_imagenet.inference.loader import DecodeOnceDataset, auto_num_workers, make_loader
 
@@ -208,7 +209,11 @@ def _run_dataset_pass(
                 backbone.set_zeroshot_weights(built["heads"][(job.spec.id, dataset.key)])
             backbones[job.spec.id] = backbone
         specs = {job.preprocessing.key(): job.preprocessing for job in jobs}
-        module = MultiModelPredictor(backbones, {job.spec.id: job.preprocessing.key() for job in jobs})
+        module = MultiModelPredictor(
+            backbones,
+            {job.spec.id: job.preprocessing.key() for job in jobs},
+            **speed_options(params.inference, accelerator),
+        )
         workers = params.inference.num_workers
         loader = make_loader(
             DecodeOnceDataset(dataset.samples, indices, specs),
@@ -237,6 +242,8 @@ def _run_dataset_pass(
 
 def _finalise(job: CacheJob, partial: PartialChunks, params: Params, accelerator: str) -> None:
     """Check every sample is accounted for, apply the bad-image policy, write the cache."""
+    from beyond_imagenet.inference.engine import speed_options
+
     dataset = job.dataset
     indices, logits, features, failed = partial.read_all()
     accounted = np.sort(np.concatenate([indices, np.array([i for i, _ in failed], dtype=np.int64)]))
@@ -269,6 +276,7 @@ def _finalise(job: CacheJob, partial: PartialChunks, params: Params, accelerator
         "output_space": job.output_space,
         "zeroshot_head": job.head_info or None,
         "precision": params.inference.precision,
+        "speed_options": speed_options(params.inference, accelerator),
         "batch_size": params.inference.batch_size,
         "accelerator": accelerator,
         "last_pass": job.run_stats or None,

@@ -138,7 +138,13 @@ def _run_split_pass(jobs: list[FeatureJob], backbones: dict, params: Params, acc
     """One pass over the chunks any model still lacks on this source split; each image decoded once."""
     import torch
 
-    from beyond_imagenet.inference.engine import ChunkWriter, MultiModelPredictor, ProgressReporter, make_trainer
+    from beyond_imagenet.inference.engine import (
+        ChunkWriter,
+        MultiModelPredictor,
+        ProgressReporter,
+        make_trainer,
+        speed_options,
+    )
     from beyond_imagenet.inference.loader import DecodeOnceDataset, auto_num_workers, make_loader
 
     split = jobs[0].split
@@ -156,6 +162,7 @@ def _run_split_pass(jobs: list[FeatureJob], backbones: dict, params: Params, acc
             {job.spec.id: backbones[job.spec.id] for job in jobs},
             {job.spec.id: job.preprocessing.key() for job in jobs},
             features_only=True,
+            **speed_options(params.inference, accelerator),
         )
         workers = params.inference.num_workers
         loader = make_loader(
@@ -185,6 +192,8 @@ def _run_split_pass(jobs: list[FeatureJob], backbones: dict, params: Params, acc
 
 def _finalise(job: FeatureJob, partial: PartialChunks, params: Params, accelerator: str) -> None:
     """Every row must have a feature (a probe cannot skip images silently); write float16 atomically."""
+    from beyond_imagenet.inference.engine import speed_options
+
     split = job.split
     indices, _, features, failed = partial.read_all()
     if failed:
@@ -210,6 +219,7 @@ def _finalise(job: FeatureJob, partial: PartialChunks, params: Params, accelerat
         "model": job.config["model"],
         "preprocessing": job.config["preprocessing"],
         "precision": params.inference.precision,
+        "speed_options": speed_options(params.inference, accelerator),
         "source": split_manifest(split),
         "n_rows": len(split),
         "dim": int(features.shape[1]),
