@@ -50,19 +50,20 @@ test: $(STAMP) ## run the test suite (no GPU, no network needed)
 test-fast: $(STAMP) ## tests without the slow end-to-end ones
 	$(BIN)/python -m pytest -m "not gpu and not network and not slow"
 
-bench: $(STAMP) ## benchmarks: CKA peak memory flat in the number of images (writes benchmarks/*.json)
+bench: $(STAMP) ## benchmarks -> benchmarks/*.json: CKA memory flat in N; inference img/s model-only vs end-to-end (targets on a GPU, small CPU run otherwise; BENCH_ARGS="--workdir DIR")
 	$(BIN)/python benchmarks/cka_memory.py
+	$(BIN)/python benchmarks/throughput.py $(BENCH_ARGS)
 
 bench-probe: $(STAMP) ## benchmark: probe tuning + fitting vs scikit-learn on the same features (DEVICE=cpu|cuda)
 	$(BIN)/python benchmarks/probe_speed.py --device $(or $(DEVICE),cpu)
 
 lint: $(STAMP) ## ruff check and format check
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 
 format: $(STAMP) ## apply ruff formatting and fixes
-	$(BIN)/ruff format src tests
-	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
 
 list-models: $(STAMP) ## show the model catalogue
 	$(BIN)/beyond-imagenet list-models

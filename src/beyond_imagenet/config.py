@@ -53,6 +53,10 @@ class InferenceConfig:
     chunk_size: int = 2048
     bad_images: Literal["error", "skip"] = "error"
     cache_dir: str = "cache"
+    # "tensor" = batched torchvision.io.decode_jpeg on the accelerator (nvjpeg on a GPU, CPU otherwise), then
+    # resize/crop/normalise there; workers only read file bytes. Non-JPEGs and rejected images fall back to
+    # Pillow; plain-file datasets only (others decode with Pillow). Part of the cache hash: it changes pixels.
+    decode: Literal["pillow", "tensor"] = "pillow"
     # Speed only (not part of a cache's hash; recorded in its meta.json): NHWC tensors and weights on the GPU,
     # and torch.compile of each backbone (compiles once per run and input shape, then runs faster).
     channels_last: bool = True

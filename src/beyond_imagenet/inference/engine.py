@@ -40,10 +40,14 @@ class MultiModelPredictor(L.LightningModule):
         features_only: bool = False,
         channels_last: bool = False,
         compile: bool = False,
+        tensor_decode_specs: dict | None = None,
     ):
         """``channels_last``: NHWC weights and inputs (faster convolutions on GPUs); ``compile``: run each backbone
-        through ``torch.compile`` (same weights; compiled lazily on the first batch)."""
+        through ``torch.compile`` (same weights; compiled lazily on the first batch). ``tensor_decode_specs``
+        (preprocessing key -> spec): batches hold encoded bytes (``inference.decode: tensor``), decoded and
+        preprocessed on the device by :func:`~beyond_imagenet.inference.tensor_decode.decode_and_preprocess`."""
         super().__init__()
+        self.tensor_decode_specs = tensor_decode_specs
         self.model_ids = list(backbones)
         self.backbones = nn.ModuleList(backbones[m] for m in self.model_ids)
         self.input_keys = dict(input_keys)
@@ -65,8 +69,21 @@ class MultiModelPredictor(L.LightningModule):
             return features_only
         return backbone.forward
 
+    def transfer_batch_to_device(self, batch, device, dataloader_idx: int):
+        """Encoded bytes stay on the CPU (``decode_jpeg`` reads them there, whatever its device)."""
+        if self.tensor_decode_specs is None or not isinstance(batch, dict) or "data" not in batch:
+            return super().transfer_batch_to_device(batch, device, dataloader_idx)
+        rest = {k: v for k, v in batch.items() if k != "data"}
+        return {**super().transfer_batch_to_device(rest, device, dataloader_idx), "data": batch["data"]}
+
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         self.forward_calls += 1
+        if self.tensor_decode_specs is not None:
+            from beyond_imagenet.inference.tensor_decode import decode_and_preprocess
+
+            inputs, errors = decode_and_preprocess(batch["data"], self.tensor_decode_specs, self.device)
+            errors = [read or decoded for read, decoded in zip(batch["error"], errors, strict=True)]
+            batch = {**batch, "inputs": inputs, "error": errors}
         outputs = {}
         for model_id, runner in zip(self.model_ids, self._runners, strict=True):
             images = batch["inputs"][self.input_keys[model_id]]

@@ -10,7 +10,7 @@ model on the dataset's label space (PROTOCOL §2.2: logits restricted to its cla
 - ``max_abs_logit_diff`` and ``mean_abs_logit_diff``.
 
 A side is ``key=value`` pairs over the inference settings that may change numbers: ``precision`` (fp32 | bf16),
-``channels_last`` and ``compile`` (true | false).
+``channels_last`` and ``compile`` (true | false), ``decode`` (pillow | tensor).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 from beyond_imagenet.config import InferenceConfig, Params, parse_params, section_as_dict
 from beyond_imagenet.errors import UserError
 
-SETTINGS = ("precision", "channels_last", "compile")
+SETTINGS = ("precision", "channels_last", "compile", "decode")
 _BOOLEANS = {"true": True, "false": False}
 
 
@@ -35,7 +35,7 @@ def parse_side(text: str) -> dict[str, object]:
         key, sep, value = item.partition("=")
         if not sep or key not in SETTINGS:
             raise UserError(f"fidelity setting {item!r} must be key=value with key one of {', '.join(SETTINGS)}")
-        side[key] = _BOOLEANS.get(value.lower(), value) if key != "precision" else value
+        side[key] = _BOOLEANS.get(value.lower(), value) if key not in ("precision", "decode") else value
     if not side:
         raise UserError(f"a fidelity side needs at least one setting, e.g. precision=bf16 ({', '.join(SETTINGS)})")
     return side

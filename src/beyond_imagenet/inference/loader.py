@@ -66,7 +66,9 @@ def auto_num_workers() -> int:
     return max(0, min(cpus - 1, 32))
 
 
-def make_loader(dataset: DecodeOnceDataset, batch_size: int, num_workers: int, pin_memory: bool) -> DataLoader:
+def make_loader(
+    dataset: Dataset, batch_size: int, num_workers: int, pin_memory: bool, collate_fn: Callable | None = None
+) -> DataLoader:
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -75,4 +77,5 @@ def make_loader(dataset: DecodeOnceDataset, batch_size: int, num_workers: int, p
         pin_memory=pin_memory,
         persistent_workers=False,
         prefetch_factor=4 if num_workers > 0 else None,
+        collate_fn=collate_fn,
     )

@@ -94,6 +94,16 @@ def job_config(
         "precision": params.inference.precision,
         "bad_images": params.inference.bad_images,
     }
+    if params.inference.decode != "pillow":
+        from beyond_imagenet.inference.tensor_decode import TENSOR_RESIZE_MODES, supports_tensor_decode
+
+        if prep.resize_mode not in TENSOR_RESIZE_MODES:  # fail at planning, before any model is built
+            raise UserError(
+                f"inference.decode: tensor does not support resize_mode {prep.resize_mode!r} (the shift sweep of "
+                f"{dataset.key}); use inference.decode: pillow"
+            )
+        if supports_tensor_decode(dataset.samples):  # else the pass decodes with Pillow after all
+            config["decode"] = params.inference.decode  # changes pixels; pillow caches keep their hash
     if spec.paradigm == "clip":
         from beyond_imagenet.models.zeroshot import head_key
 
@@ -209,17 +219,35 @@ def _run_dataset_pass(
                 backbone.set_zeroshot_weights(built["heads"][(job.spec.id, dataset.key)])
             backbones[job.spec.id] = backbone
         specs = {job.preprocessing.key(): job.preprocessing for job in jobs}
+        tensor_decode = params.inference.decode == "tensor"
+        if tensor_decode:
+            from beyond_imagenet.inference.tensor_decode import (
+                RawBytesDataset,
+                check_tensor_specs,
+                collate_raw,
+                supports_tensor_decode,
+            )
+
+            tensor_decode = supports_tensor_decode(dataset.samples)
+            if tensor_decode:
+                check_tensor_specs(specs)
+            else:
+                log.warning("%s: inference.decode tensor needs plain image files; decoding with Pillow", dataset.key)
         module = MultiModelPredictor(
             backbones,
             {job.spec.id: job.preprocessing.key() for job in jobs},
             **speed_options(params.inference, accelerator),
+            tensor_decode_specs=specs if tensor_decode else None,
         )
         workers = params.inference.num_workers
         loader = make_loader(
-            DecodeOnceDataset(dataset.samples, indices, specs),
+            RawBytesDataset(dataset.samples, indices)
+            if tensor_decode
+            else DecodeOnceDataset(dataset.samples, indices, specs),
             params.inference.batch_size,
             auto_num_workers() if workers == "auto" else workers,
             pin_memory=accelerator == "gpu",
+            collate_fn=collate_raw if tensor_decode else None,
         )
         models = ", ".join(job.spec.id for job in jobs)
         progress = ProgressReporter(len(indices), f"infer {dataset.key}: {models}")
