@@ -167,3 +167,22 @@ def test_run_inference_tensor_decode_close_to_pillow(tmp_path, small_demo_root):
     assert diff.max() < 0.01 * scale, (diff.max(), scale)  # measured on CPU: 1.1e-4 for a scale of 0.65
     agreement = 100 * np.mean(label_space_logits(a).argmax(1) == label_space_logits(b).argmax(1))
     assert agreement >= 90.0
+
+
+def test_batched_resize_by_size_equals_one_image_at_a_time():
+    """Grouping equal-size images into one resize call changes nothing (bit-exact uint8)."""
+    from beyond_imagenet.inference.tensor_decode import _geometry, geometry_by_size
+    from beyond_imagenet.models.catalogue import resolve_model
+    from beyond_imagenet.models.preprocessing import resolve_preprocessing
+
+    generator = torch.Generator().manual_seed(0)
+    shapes = [(375, 500), (500, 375), (375, 500), (333, 500), (375, 500)]
+    images = [torch.randint(0, 256, (3, *s), generator=generator, dtype=torch.uint8) for s in shapes]
+    images.insert(2, None)  # a failed image stays zeros
+    for model in ("demo_random_vit_sup", "demo_random_vit_clip"):
+        spec = resolve_preprocessing(resolve_model(model), "paper")
+        batch = geometry_by_size(images, spec, "cpu")
+        assert batch.shape == (6, 3, spec.crop, spec.crop) and not batch[2].any()
+        for i, image in enumerate(images):
+            if image is not None:
+                torch.testing.assert_close(batch[i], _geometry(image, spec), rtol=0, atol=0)

@@ -161,7 +161,7 @@ def decode_batch(datas: list[torch.Tensor], device) -> tuple[list[torch.Tensor |
 
 
 def _geometry(image: torch.Tensor, spec: PreprocessSpec) -> torch.Tensor:
-    """Resize and centre crop one uint8 [3, H, W] image as ``build_transform`` does (same target sizes)."""
+    """Resize and centre crop uint8 [..., 3, H, W] images of one size as ``build_transform`` does (same sizes)."""
     from beyond_imagenet.models.preprocessing import _interpolation_mode
 
     functional = import_v2_functional()
@@ -172,6 +172,20 @@ def _geometry(image: torch.Tensor, spec: PreprocessSpec) -> torch.Tensor:
         return functional.resize(image, [spec.crop, spec.crop], interpolation=interpolation, antialias=spec.antialias)
     image = functional.resize(image, [spec.resize], interpolation=interpolation, antialias=spec.antialias)
     return functional.center_crop(image, [spec.crop, spec.crop])
+
+
+def geometry_by_size(images: list[torch.Tensor | None], spec: PreprocessSpec, device) -> torch.Tensor:
+    """``_geometry`` of every image as one uint8 [B, 3, crop, crop] batch (zeros where ``None``). Images of equal
+    size (most ImageNet photos are 500x375 or 375x500) are resized in one batched call, so the number of kernel
+    launches grows with the number of distinct sizes, not of images."""
+    out = torch.zeros(len(images), 3, spec.crop, spec.crop, dtype=torch.uint8, device=device)
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for i, image in enumerate(images):
+        if image is not None:
+            by_size.setdefault(tuple(image.shape[-2:]), []).append(i)
+    for rows in by_size.values():
+        out[rows] = _geometry(torch.stack([images[i] for i in rows]), spec)
+    return out
 
 
 def import_v2_functional():
@@ -208,8 +222,7 @@ def decode_and_preprocess(
                     break
         inputs = {}
         for key, spec in specs.items():
-            zero = torch.zeros(3, spec.crop, spec.crop, dtype=torch.uint8, device=device)
-            batch = torch.stack([zero if image is None else _geometry(image, spec) for image in images])
+            batch = geometry_by_size(images, spec, device)
             mean = torch.tensor(spec.mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
             std = torch.tensor(spec.std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
             normalised = (batch.float() / 255.0 - mean) / std
