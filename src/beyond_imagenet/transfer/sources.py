@@ -166,7 +166,7 @@ def _parquet_layout_hint(source: ImageSource, root: Path, split: str) -> str:
     return (
         f"Expected {where}: a parquet export of tfds `{source.tfds_builder}` that keeps tfds's split names and "
         f"record order (splits {dict(source.split_sizes)}), with an `{IMAGE_COLUMN}` column and the raw tfds "
-        f"features (TRANSFER.md §3.5). Source notes: {source.download}"
+        f"features (docs/vtab.md). Source notes: {source.download}"
     )
 
 
@@ -421,8 +421,8 @@ def check_split_count(split: SourceSplit, expected: int, check_size: bool) -> No
     if check_size and len(split) != expected:
         raise DatasetLayoutError(
             f"{split.name} ({split.layout}) split {split.split!r} has {len(split)} rows on disk but {expected} are "
-            f"expected (TRANSFER.md §3.1). Re-export or re-download it, or set `check_size: false` to run a subset "
-            "on purpose."
+            "expected (VTAB's sizes: `beyond-imagenet vtab-tasks`). Re-export or re-download it, or set "
+            "`transfer.check_size: false` to run a subset on purpose."
         )
 
 

@@ -865,7 +865,7 @@ def _no_torchvision_layout(task: TaskSpec) -> str:
 
     return (
         f"VTAB task {task.name!r} (image source {task.source.name!r}) has no torchvision layout: torchvision "
-        f"formats are read only for {', '.join(TORCHVISION_SOURCES)} (TRANSFER.md §3.5). Use layout "
+        f"formats are read only for {', '.join(TORCHVISION_SOURCES)} (docs/vtab.md). Use layout "
         "'tfds_parquet' or 'wds' for this task"
     )
 

@@ -157,7 +157,7 @@ def torchvision_format(task_or_source: TaskSpec | ImageSource | str) -> Torchvis
     if source.name not in TORCHVISION_SOURCES:
         raise DatasetLayoutError(
             f"image source {source.name!r} has no torchvision layout: it is read only for "
-            f"{', '.join(TORCHVISION_SOURCES)} (TRANSFER.md §3.5). Use layout 'tfds_parquet' or 'wds'."
+            f"{', '.join(TORCHVISION_SOURCES)} (docs/vtab.md). Use layout 'tfds_parquet' or 'wds'."
         )
     return TORCHVISION_SOURCES[source.name]
 
@@ -210,7 +210,7 @@ def _layout_error(fmt: TorchvisionFormat, root: Path, split: str, what: str) -> 
     expected = "; ".join(str(root / f) + ("/" if f.endswith("/") else "") for f in fmt.needed(split))
     return DatasetLayoutError(
         f"image source {fmt.source!r} split {split!r} (layout 'torchvision'): {what}. Expected under {root}: "
-        f"{expected}. Download with `{fmt.loader}` (TRANSFER.md §3.5)."
+        f"{expected}. Download with `{fmt.loader}` (docs/vtab.md)."
     )
 
 
