@@ -75,7 +75,7 @@ def read_meta(path: str | Path) -> dict | None:
     try:
         return json.loads(meta_file.read_text())
     except json.JSONDecodeError as err:
-        raise CacheFormatError(f"{meta_file} is not valid JSON: {err}") from err
+        raise CacheFormatError(f"{meta_file} is not valid JSON: {err}; delete {path} and rerun") from err
 
 
 def is_complete(path: str | Path, expected_hash: str) -> bool:

@@ -184,15 +184,33 @@ def _build_backbones(jobs: list[CacheJob], params: Params, device, build: Builde
     return {"backbones": backbones, "heads": heads}
 
 
-def _run_dataset_pass(
-    dataset: ImageDataset,
-    jobs: list[CacheJob],
-    built: dict,
+@dataclass(frozen=True)
+class PassCache:
+    """Where one model's results of a pass go: its cache folder, configuration hash and preprocessing."""
+
+    path: Path
+    hash: str
+    preprocessing: PreprocessSpec
+
+
+def run_chunked_pass(
+    samples: Sequence,
+    sample_ids: Sequence[str],
+    name: str,
+    caches: dict[str, PassCache],
+    backbones: dict[str, object],
     params: Params,
     accelerator: str,
-    callbacks: list,
-) -> None:
-    """One pass over the chunks that any job still lacks; each image decoded once for all models."""
+    callbacks: Sequence = (),
+    features_only: bool = False,
+    activity: str = "infer",
+) -> tuple[dict[str, PartialChunks], dict | None]:
+    """One pass over the chunks that any model of ``caches`` still lacks; each image decoded once for all models.
+
+    Shared by the inference caches and the VTAB feature caches (``features_only``). Finished chunks are saved
+    per model (resumable); ``name`` labels errors, ``activity`` the progress line. Returns the finished chunks
+    and the pass statistics (None when every chunk was already done).
+    """
     import torch
 
     from beyond_imagenet.inference.engine import (
@@ -205,66 +223,85 @@ def _run_dataset_pass(
     from beyond_imagenet.inference.loader import DecodeOnceDataset, auto_num_workers, make_loader
 
     chunk_size = params.inference.chunk_size
-    n_chunks = -(-len(dataset) // chunk_size)
-    chunk_sizes = {c: min(chunk_size, len(dataset) - c * chunk_size) for c in range(n_chunks)}
-    partials = {job.spec.id: PartialChunks(job.path, job.hash) for job in jobs}
+    n_chunks = -(-len(samples) // chunk_size)
+    chunk_sizes = {c: min(chunk_size, len(samples) - c * chunk_size) for c in range(n_chunks)}
+    partials = {model_id: PartialChunks(cache.path, cache.hash) for model_id, cache in caches.items()}
     needed = {model_id: set(range(n_chunks)) - partial.done() for model_id, partial in partials.items()}
     pending = sorted(set().union(*needed.values()))
-    if pending:
-        indices = np.concatenate([np.arange(c * chunk_size, c * chunk_size + chunk_sizes[c]) for c in pending])
-        backbones = {}
-        for job in jobs:
-            backbone = built["backbones"][job.spec.id]
-            if job.spec.paradigm == "clip":
-                backbone.set_zeroshot_weights(built["heads"][(job.spec.id, dataset.key)])
-            backbones[job.spec.id] = backbone
-        specs = {job.preprocessing.key(): job.preprocessing for job in jobs}
-        tensor_decode = params.inference.decode == "tensor"
-        if tensor_decode:
-            from beyond_imagenet.inference.tensor_decode import (
-                RawBytesDataset,
-                check_tensor_specs,
-                collate_raw,
-                supports_tensor_decode,
-            )
+    if not pending:
+        return partials, None
+    indices = np.concatenate([np.arange(c * chunk_size, c * chunk_size + chunk_sizes[c]) for c in pending])
+    specs = {cache.preprocessing.key(): cache.preprocessing for cache in caches.values()}
+    tensor_decode = params.inference.decode == "tensor"
+    if tensor_decode:
+        from beyond_imagenet.inference.tensor_decode import (
+            RawBytesDataset,
+            check_tensor_specs,
+            collate_raw,
+            supports_tensor_decode,
+        )
 
-            tensor_decode = supports_tensor_decode(dataset.samples)
-            if tensor_decode:
-                check_tensor_specs(specs)
-            else:
-                log.warning("%s: inference.decode tensor needs plain image files; decoding with Pillow", dataset.key)
-        module = MultiModelPredictor(
-            backbones,
-            {job.spec.id: job.preprocessing.key() for job in jobs},
-            **speed_options(params.inference, accelerator),
-            tensor_decode_specs=specs if tensor_decode else None,
-        )
-        workers = params.inference.num_workers
-        loader = make_loader(
-            RawBytesDataset(dataset.samples, indices)
-            if tensor_decode
-            else DecodeOnceDataset(dataset.samples, indices, specs),
-            params.inference.batch_size,
-            auto_num_workers() if workers == "auto" else workers,
-            pin_memory=accelerator == "gpu",
-            collate_fn=collate_raw if tensor_decode else None,
-        )
-        models = ", ".join(job.spec.id for job in jobs)
-        progress = ProgressReporter(len(indices), f"infer {dataset.key}: {models}")
-        writer = ChunkWriter(partials, needed, chunk_sizes, chunk_size, dataset.sample_ids, dataset.key)
-        trainer = make_trainer(accelerator, params.inference.precision, [writer, progress, *callbacks])
-        started = time.perf_counter()
-        with torch.inference_mode():
-            trainer.predict(module, loader, return_predictions=False)
-        stats = {
-            "seconds": round(time.perf_counter() - started, 3),
-            "images": len(indices),
-            "images_per_s": round(progress.images_per_second, 2),
-            "models_in_pass": [j.spec.id for j in jobs],
-        }
-        for job in jobs:
-            job.run_stats = stats
+        tensor_decode = supports_tensor_decode(samples)
+        if tensor_decode:
+            check_tensor_specs(specs)
+        else:
+            log.warning("%s: inference.decode tensor needs plain image files; decoding with Pillow", name)
+    module = MultiModelPredictor(
+        {model_id: backbones[model_id] for model_id in caches},
+        {model_id: cache.preprocessing.key() for model_id, cache in caches.items()},
+        features_only=features_only,
+        **speed_options(params.inference, accelerator),
+        tensor_decode_specs=specs if tensor_decode else None,
+    )
+    workers = params.inference.num_workers
+    loader = make_loader(
+        RawBytesDataset(samples, indices) if tensor_decode else DecodeOnceDataset(samples, indices, specs),
+        params.inference.batch_size,
+        auto_num_workers() if workers == "auto" else workers,
+        pin_memory=accelerator == "gpu",
+        collate_fn=collate_raw if tensor_decode else None,
+    )
+    progress = ProgressReporter(len(indices), f"{activity} {name}: {', '.join(caches)}")
+    writer = ChunkWriter(partials, needed, chunk_sizes, chunk_size, sample_ids, name)
+    trainer = make_trainer(accelerator, params.inference.precision, [writer, progress, *callbacks])
+    started = time.perf_counter()
+    with torch.inference_mode():
+        trainer.predict(module, loader, return_predictions=False)
+    stats = {
+        "seconds": round(time.perf_counter() - started, 3),
+        "images": len(indices),
+        "images_per_s": round(progress.images_per_second, 2),
+        "models_in_pass": list(caches),
+    }
+    return partials, stats
+
+
+def _run_dataset_pass(
+    dataset: ImageDataset,
+    jobs: list[CacheJob],
+    built: dict,
+    params: Params,
+    accelerator: str,
+    callbacks: list,
+) -> None:
+    """The cached pass of every job on ``dataset`` (zero-shot heads attached), then each cache written."""
     for job in jobs:
+        if job.spec.paradigm == "clip":
+            built["backbones"][job.spec.id].set_zeroshot_weights(built["heads"][(job.spec.id, dataset.key)])
+    caches = {job.spec.id: PassCache(job.path, job.hash, job.preprocessing) for job in jobs}
+    partials, stats = run_chunked_pass(
+        dataset.samples,
+        dataset.sample_ids,
+        dataset.key,
+        caches,
+        built["backbones"],
+        params,
+        accelerator,
+        callbacks,
+    )
+    for job in jobs:
+        if stats is not None:
+            job.run_stats = stats
         _finalise(job, partials[job.spec.id], params, accelerator)
 
 

@@ -22,7 +22,6 @@ import hashlib
 import json
 import logging
 import shutil
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -32,7 +31,16 @@ import numpy as np
 
 from beyond_imagenet.config import Params
 from beyond_imagenet.errors import CacheFormatError, NonFiniteLogitsError, UserError
-from beyond_imagenet.inference.cache import PartialChunks, config_hash, safe_name
+from beyond_imagenet.inference.cache import (
+    IDS_FILE,
+    META_FILE,
+    PARTIAL_DIR,
+    PartialChunks,
+    config_hash,
+    is_complete,
+    read_meta,
+    safe_name,
+)
 from beyond_imagenet.io_utils import atomic_save_npy, atomic_write_json
 from beyond_imagenet.models.catalogue import ModelSpec, resolve_model
 from beyond_imagenet.models.preprocessing import PreprocessSpec, resolve_preprocessing
@@ -43,8 +51,6 @@ log = logging.getLogger(__name__)
 
 FEATURE_FORMAT_VERSION = 1
 FEATURES_FILE = "features.npy"
-IDS_FILE = "sample_ids.json"
-META_FILE = "meta.json"
 FP16_MAX = float(np.finfo(np.float16).max)
 
 
@@ -87,16 +93,6 @@ class FeatureJob:
         return (self.split.name, self.split.split)
 
 
-def read_feature_meta(path: Path) -> dict | None:
-    meta_file = Path(path) / META_FILE
-    if not meta_file.exists():
-        return None
-    try:
-        return json.loads(meta_file.read_text())
-    except json.JSONDecodeError as err:
-        raise CacheFormatError(f"{meta_file} is not valid JSON: {err}; delete {path} and rerun") from err
-
-
 def make_feature_job(params: Params, spec: ModelSpec, split: SourceSplit) -> FeatureJob:
     prep = resolve_preprocessing(spec, params.inference.preprocessing)
     config = {
@@ -110,8 +106,7 @@ def make_feature_job(params: Params, spec: ModelSpec, split: SourceSplit) -> Fea
     digest = config_hash(config)
     source_dir = split.name if split.layout != "torchvision" else f"{split.name}@torchvision"  # same names as tfds
     path = features_path(params.transfer.features_dir, spec.id, source_dir, split.split)
-    meta = read_feature_meta(path)
-    return FeatureJob(spec, split, prep, path, config, digest, bool(meta) and meta.get("config_hash") == digest)
+    return FeatureJob(spec, split, prep, path, config, digest, is_complete(path, digest))
 
 
 def plan_feature_jobs(params: Params, model_ids: Sequence[str], splits: Sequence[SourceSplit]) -> list[FeatureJob]:
@@ -135,58 +130,25 @@ def _build(specs: Sequence[ModelSpec]) -> dict[str, object]:
 
 
 def _run_split_pass(jobs: list[FeatureJob], backbones: dict, params: Params, accelerator: str, callbacks) -> None:
-    """One pass over the chunks any model still lacks on this source split; each image decoded once."""
-    import torch
-
-    from beyond_imagenet.inference.engine import (
-        ChunkWriter,
-        MultiModelPredictor,
-        ProgressReporter,
-        make_trainer,
-        speed_options,
-    )
-    from beyond_imagenet.inference.loader import DecodeOnceDataset, auto_num_workers, make_loader
+    """The shared chunked pass (features only) over one source split, then each cache written."""
+    from beyond_imagenet.inference.run import PassCache, run_chunked_pass
 
     split = jobs[0].split
-    sample_ids = [s.sample_id for s in split.samples]
-    chunk_size = params.inference.chunk_size
-    n_chunks = -(-len(split) // chunk_size)
-    chunk_sizes = {c: min(chunk_size, len(split) - c * chunk_size) for c in range(n_chunks)}
-    partials = {job.spec.id: PartialChunks(job.path, job.hash) for job in jobs}
-    needed = {model_id: set(range(n_chunks)) - partial.done() for model_id, partial in partials.items()}
-    pending = sorted(set().union(*needed.values()))
-    if pending:
-        indices = np.concatenate([np.arange(c * chunk_size, c * chunk_size + chunk_sizes[c]) for c in pending])
-        specs = {job.preprocessing.key(): job.preprocessing for job in jobs}
-        module = MultiModelPredictor(
-            {job.spec.id: backbones[job.spec.id] for job in jobs},
-            {job.spec.id: job.preprocessing.key() for job in jobs},
-            features_only=True,
-            **speed_options(params.inference, accelerator),
-        )
-        workers = params.inference.num_workers
-        loader = make_loader(
-            DecodeOnceDataset(split.samples, indices, specs),
-            params.inference.batch_size,
-            auto_num_workers() if workers == "auto" else workers,
-            pin_memory=accelerator == "gpu",
-        )
-        label = f"features {split.name}/{split.split}"
-        progress = ProgressReporter(len(indices), f"{label}: {', '.join(job.spec.id for job in jobs)}")
-        writer = ChunkWriter(partials, needed, chunk_sizes, chunk_size, sample_ids, f"{split.name}/{split.split}")
-        trainer = make_trainer(accelerator, params.inference.precision, [writer, progress, *callbacks])
-        started = time.perf_counter()
-        with torch.inference_mode():
-            trainer.predict(module, loader, return_predictions=False)
-        stats = {
-            "seconds": round(time.perf_counter() - started, 3),
-            "images": len(indices),
-            "images_per_s": round(progress.images_per_second, 2),
-            "models_in_pass": [job.spec.id for job in jobs],
-        }
-        for job in jobs:
-            job.run_stats = stats
+    partials, stats = run_chunked_pass(
+        split.samples,
+        [s.sample_id for s in split.samples],
+        f"{split.name}/{split.split}",
+        {job.spec.id: PassCache(job.path, job.hash, job.preprocessing) for job in jobs},
+        backbones,
+        params,
+        accelerator,
+        callbacks,
+        features_only=True,
+        activity="features",
+    )
     for job in jobs:
+        if stats is not None:
+            job.run_stats = stats
         _finalise(job, partials[job.spec.id], params, accelerator)
 
 
@@ -201,7 +163,7 @@ def _finalise(job: FeatureJob, partial: PartialChunks, params: Params, accelerat
         raise UserError(
             f"{len(failed)} image(s) of {split.name}/{split.split} could not be decoded:\n{listing}\n"
             "A probe split must keep every image: repair or re-export these rows, then rerun (finished chunks of "
-            f"the other images are kept in {job.path / 'partial'})."
+            f"the other images are kept in {job.path / PARTIAL_DIR})."
         )
     if not np.array_equal(np.sort(indices), np.arange(len(split))):
         raise RuntimeError(f"{job.path}: {len(indices)} feature rows for {len(split)} images; delete it and rerun")
@@ -234,7 +196,7 @@ def _finalise(job: FeatureJob, partial: PartialChunks, params: Params, accelerat
     atomic_save_npy(job.path / FEATURES_FILE, np.ascontiguousarray(features[order], dtype=np.float16))
     atomic_write_json(job.path / IDS_FILE, [s.sample_id for s in split.samples])
     atomic_write_json(job.path / META_FILE, meta)
-    shutil.rmtree(job.path / "partial", ignore_errors=True)
+    shutil.rmtree(job.path / PARTIAL_DIR, ignore_errors=True)
     log.info("wrote %s (%d x %d)", job.path, *features.shape)
 
 
@@ -274,7 +236,7 @@ class FeatureCache:
 def load_features(path: str | Path, expected_hash: str | None = None) -> FeatureCache:
     """Read a complete cache; ``expected_hash`` guards against stale caches (TRANSFER.md §2.1 pitfall)."""
     path = Path(path)
-    meta = read_feature_meta(path)
+    meta = read_meta(path)
     if meta is None:
         raise CacheFormatError(f"no complete feature cache at {path}: run `beyond-imagenet vtab-features`")
     if expected_hash is not None and meta.get("config_hash") != expected_hash:
