@@ -56,7 +56,7 @@ def run_ours(splits, classes: int, args: argparse.Namespace, engine: str) -> dic
                                                 f"val {t.score} ({t.fit_seconds:.2f}s)", flush=True),
     )  # fmt: skip
     searched = time.perf_counter()
-    _, test_metrics = refit_and_test(
+    _, test_metrics, _ = refit_and_test(
         train, val, test, classes, config.with_params(**outcome.best_params), args.device, engine
     )
     if args.device == "cuda":

@@ -35,7 +35,7 @@ import numpy as np
 
 from beyond_imagenet.config import Params, TransferConfig, section_as_dict
 from beyond_imagenet.errors import UserError
-from beyond_imagenet.inference.cache import safe_name
+from beyond_imagenet.inference.cache import config_hash, safe_name
 from beyond_imagenet.io_utils import atomic_open, atomic_write_json, atomic_write_text
 from beyond_imagenet.models.catalogue import resolve_model
 from beyond_imagenet.provenance import environment_record
@@ -161,19 +161,26 @@ def plan_transfer(params: Params) -> TransferPlan:
 # 2. features
 
 
-def extract_features(
-    params: Params, plan: TransferPlan, model_ids: Sequence[str], callbacks: Sequence = (), build=None
-) -> dict[str, dict[tuple[str, str], FeatureJob]]:
-    """Fill the feature caches of every (model, source split) the planned tasks need."""
-    jobs = plan_feature_jobs(params, model_ids, plan.source_splits)
-    run_feature_jobs(jobs, params, callbacks, build)
-    by_model: dict[str, dict[tuple[str, str], FeatureJob]] = {}
+FeatureJobs = dict[str, dict[tuple[str, str], FeatureJob]]  # model id -> (source, split) -> job
+
+
+def _by_model(jobs: Sequence[FeatureJob]) -> FeatureJobs:
+    by_model: FeatureJobs = {}
     for job in jobs:
         by_model.setdefault(job.spec.id, {})[job.key] = job
     return by_model
 
 
-def require_features(params: Params, plan: TransferPlan, model_ids: Sequence[str]) -> dict:
+def extract_features(
+    params: Params, plan: TransferPlan, model_ids: Sequence[str], callbacks: Sequence = (), build=None
+) -> FeatureJobs:
+    """Fill the feature caches of every (model, source split) the planned tasks need."""
+    jobs = plan_feature_jobs(params, model_ids, plan.source_splits)
+    run_feature_jobs(jobs, params, callbacks, build)
+    return _by_model(jobs)
+
+
+def require_features(params: Params, plan: TransferPlan, model_ids: Sequence[str]) -> FeatureJobs:
     """The feature jobs, all complete; otherwise a UserError naming the stage to run (DVC order)."""
     jobs = plan_feature_jobs(params, model_ids, plan.source_splits)
     missing = [str(job.path) for job in jobs if not job.complete]
@@ -182,10 +189,7 @@ def require_features(params: Params, plan: TransferPlan, model_ids: Sequence[str
             f"{len(missing)} feature cache(s) are missing or outdated, e.g. {missing[0]}. Run `beyond-imagenet "
             "vtab-features` (DVC stage vtab_features) first, or `beyond-imagenet probe` without --require-features."
         )
-    by_model: dict[str, dict[tuple[str, str], FeatureJob]] = {}
-    for job in jobs:
-        by_model.setdefault(job.spec.id, {})[job.key] = job
-    return by_model
+    return _by_model(jobs)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -238,10 +242,6 @@ def _task_keys(task_plan: TaskPlan) -> list[tuple[str, str]]:
     return [(task_plan.source, name) for name in task_plan.splits]
 
 
-def _protocol_hash(protocol: dict) -> str:
-    return hashlib.sha256(json.dumps(protocol, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def feature_splits(task_plan: TaskPlan, caches: Mapping[str, object], split_names: Sequence[str]) -> dict:
     """FeatureSplit per probe split: rows gathered from the source-split caches, with labels and sample ids."""
     import torch
@@ -282,7 +282,6 @@ def probe_task(
     tracker_factory: Callable[..., object] | None = None,
 ) -> dict:
     """Tune and probe one (model, task); reuse the record when the protocol hash matches."""
-    from beyond_imagenet.transfer.probe import predict
     from beyond_imagenet.transfer.search import tune_and_evaluate
 
     config = plan.config
@@ -290,7 +289,7 @@ def probe_task(
     out = vtab_dir(params)
     record_path = out / "records" / safe_name(model_id) / f"{task.name}.json"
     protocol = protocol_record(plan, task_plan, jobs)
-    digest = _protocol_hash(protocol)
+    digest = config_hash(protocol)
     previous = _read_record(record_path)
     if previous and previous.get("protocol_hash") == digest:
         log.info("up to date: %s", record_path)
@@ -331,7 +330,7 @@ def probe_task(
             tracker.fail()
         raise
     test = data[test_name]
-    predictions = predict(result.probe, test.x).argmax(dim=1).cpu().numpy()
+    predictions = result.test_predictions.cpu().numpy()
     pred_path = out / "predictions" / safe_name(model_id) / f"{task.name}.npz"
     linear = result.probe.linear  # the final probe (<= 1024 x 397 floats): aggregates need no retraining (§6)
     with atomic_open(pred_path) as handle:

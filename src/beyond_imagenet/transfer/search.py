@@ -169,10 +169,12 @@ class ProbeSearchResult:
     n_test: int
     trials: tuple[TrialRecord, ...] = ()
     probe: LinearProbe | None = field(default=None, repr=False, compare=False)
+    test_predictions: torch.Tensor | None = field(default=None, repr=False, compare=False)  # argmax per test row
 
     def to_record(self) -> dict[str, Any]:
         """A JSON-able record (no probe weights)."""
-        record = {k: v for k, v in asdict(self).items() if k not in ("probe", "trials")}
+        skipped = ("probe", "trials", "test_predictions")
+        record = {k: v for k, v in asdict(self).items() if k not in skipped}
         record["trials"] = [asdict(t) for t in self.trials]
         return record
 
@@ -470,13 +472,16 @@ def refit_and_test(
     config: ProbeConfig,
     accelerator: str = "auto",
     engine: Literal["lightning", "loop"] = "lightning",
-) -> tuple[LinearProbe, dict[str, float]]:
-    """Refit on train ∪ val with ``config`` (the chosen parameters) and evaluate on test, once."""
+) -> tuple[LinearProbe, dict[str, float], torch.Tensor]:
+    """Refit on train ∪ val with ``config`` (the chosen parameters) and evaluate on test, once.
+
+    Returns the probe, the test metrics and the test predictions (argmax per row, for the saved predictions).
+    """
     x = torch.cat([train.x, val.x.to(train.x.device, train.x.dtype)])
     y = torch.cat([train.y, val.y.to(train.y.device)])
     probe = fit_probe(x, y, n_classes, config, accelerator, engine)
-    metrics = evaluate(predict(probe, test.x), test.y, n_classes)
-    return probe, metrics
+    logits = predict(probe, test.x)
+    return probe, evaluate(logits, test.y, n_classes), logits.argmax(dim=1)
 
 
 def check_inputs(train: FeatureSplit, val: FeatureSplit, test: FeatureSplit, n_classes: int) -> None:
@@ -537,7 +542,9 @@ def tune_and_evaluate(
         engine=engine,
     )
     final_config = config.with_params(**outcome.best_params)
-    probe, test_metrics = refit_and_test(train, val, test, n_classes, final_config, accelerator, engine)
+    probe, test_metrics, test_predictions = refit_and_test(
+        train, val, test, n_classes, final_config, accelerator, engine
+    )
     return ProbeSearchResult(
         method=outcome.method,
         metric=outcome.metric,
@@ -556,4 +563,5 @@ def tune_and_evaluate(
         n_test=len(test.y),
         trials=outcome.trials,
         probe=probe,
+        test_predictions=test_predictions,
     )
