@@ -13,7 +13,7 @@ export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help venv demo demo-data repro probe test test-fast bench bench-probe lint format mlflow-ui fetch-weights list-models clean
+.PHONY: help venv demo demo-data repro probe test test-gpu test-fast bench bench-probe lint format mlflow-ui fetch-weights list-models clean
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-15s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ probe: $(STAMP) ## VTAB linear probes of one model across the preset: extract, t
 
 test: $(STAMP) ## run the test suite (no GPU, no network needed)
 	$(BIN)/python -m pytest -m "not gpu and not network"
+
+test-gpu: $(STAMP) ## on a CUDA machine: the GPU paths (nvJPEG decode, channels_last, bf16, the whole pass) against the CPU reference
+	$(BIN)/python -m pytest -m gpu tests/test_gpu_paths.py
 
 test-fast: $(STAMP) ## tests without the slow end-to-end ones
 	$(BIN)/python -m pytest -m "not gpu and not network and not slow"

@@ -50,3 +50,29 @@ def test_speed_options_channels_last_only_on_gpu():
     params = parse_params({"models": ["demo_random_vit_sup"], "datasets": {}, "inference": {"compile": True}})
     assert speed_options(params.inference, "gpu") == {"channels_last": True, "compile": True}
     assert speed_options(params.inference, "cpu") == {"channels_last": False, "compile": True}
+
+
+def test_environment_records_the_gpu_fp32_math_flags_in_force(monkeypatch):
+    """``precision: fp32`` on a GPU may mean TF32 matmuls or convolutions: the flags in force are recorded."""
+    from beyond_imagenet import provenance
+
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32  # backend flags: no monkeypatch
+    try:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = True, False
+        assert provenance.cuda_fp32_math() == {
+            "matmul_allow_tf32": True,
+            "cudnn_allow_tf32": False,
+            "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        }
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = False, True
+        assert provenance.cuda_fp32_math()["matmul_allow_tf32"] is False
+        assert provenance.cuda_fp32_math()["cudnn_allow_tf32"] is True
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert "cuda_fp32_math" not in provenance.environment_record()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: "NVIDIA H100 80GB HBM3")
+    record = provenance.environment_record()
+    assert record["device_name"] == "NVIDIA H100 80GB HBM3"
+    assert record["cuda_fp32_math"] == provenance.cuda_fp32_math()

@@ -60,10 +60,29 @@ def environment_record() -> dict:
     """Code, libraries and machine: recorded with every cache and result."""
     import torch
 
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor() or "cpu"
-    return {
+    cuda = torch.cuda.is_available()
+    device = torch.cuda.get_device_name(0) if cuda else platform.processor() or "cpu"
+    record = {
         **git_state(),
         "versions": library_versions(),
         "platform": platform.platform(),
         "device_name": device,
+    }
+    if cuda:
+        record["cuda_fp32_math"] = cuda_fp32_math()
+    return record
+
+
+def cuda_fp32_math() -> dict:
+    """Whether float32 matmuls and convolutions on the GPU may use TF32: what ``precision: fp32`` really computed.
+
+    PyTorch's defaults are full fp32 matmuls and TF32 cuDNN convolutions, and any library in the process may
+    change them, so the flags in force are recorded rather than assumed.
+    """
+    import torch
+
+    return {
+        "matmul_allow_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+        "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32),
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
     }

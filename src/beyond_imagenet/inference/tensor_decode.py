@@ -124,6 +124,20 @@ def _pillow_decode(data: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)
 
 
+def _wait_for_current_stream(device) -> None:
+    """Let queued work on the current CUDA stream finish before nvJPEG writes.
+
+    torchvision's CUDA decoder takes its output memory from the caching allocator on the caller's stream but writes
+    it from a private stream without waiting on the caller's: a block freed while kernels queued on the caller's
+    stream still read it could be overwritten (pytorch/vision PR #9606). The pass already synchronises once per
+    batch when outputs are copied to the host, so this wait is normally free; it keeps the decode correct without
+    relying on that order.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.current_stream(device).synchronize()
+
+
 def decode_batch(datas: list[torch.Tensor], device) -> tuple[list[torch.Tensor | None], list[str]]:
     """Decode each image to a [3, H, W] uint8 tensor on ``device`` (None + reason where it fails)."""
     from beyond_imagenet._compat import import_torchvision
@@ -136,6 +150,7 @@ def decode_batch(datas: list[torch.Tensor], device) -> tuple[list[torch.Tensor |
         native = [i for i, d in enumerate(datas) if d.numel() and _plain_jpeg(d.cpu().numpy())]
     if native:
         inputs = [datas[i].cpu() for i in native]
+        _wait_for_current_stream(device)
         try:
             decoded = io.decode_jpeg(inputs, mode=io.ImageReadMode.RGB, device=device)
         except RuntimeError:  # one bad image fails the batch: retry one by one
