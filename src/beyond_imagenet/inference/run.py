@@ -276,6 +276,27 @@ def run_chunked_pass(
     return partials, stats
 
 
+def pass_provenance(config_hash: str, config: dict, run_stats: dict | None, params: Params, accelerator: str) -> dict:
+    """The meta.json fields every cache written by :func:`run_chunked_pass` shares (inference and VTAB features):
+    its configuration and hash, precision, speed options, batch size, accelerator, the pass's statistics, when it
+    was written, and the code and machine (:func:`~beyond_imagenet.provenance.environment_record`)."""
+    from beyond_imagenet.inference.engine import speed_options
+
+    return {
+        "config_hash": config_hash,
+        "config": config,
+        "model": config["model"],
+        "preprocessing": config["preprocessing"],
+        "precision": params.inference.precision,
+        "speed_options": speed_options(params.inference, accelerator),
+        "batch_size": params.inference.batch_size,
+        "accelerator": accelerator,
+        "last_pass": run_stats or None,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "environment": environment_record(),
+    }
+
+
 def _run_dataset_pass(
     dataset: ImageDataset,
     jobs: list[CacheJob],
@@ -307,8 +328,6 @@ def _run_dataset_pass(
 
 def _finalise(job: CacheJob, partial: PartialChunks, params: Params, accelerator: str) -> None:
     """Check every sample is accounted for, apply the bad-image policy, write the cache."""
-    from beyond_imagenet.inference.engine import speed_options
-
     dataset = job.dataset
     indices, logits, features, failed = partial.read_all()
     accounted = np.sort(np.concatenate([indices, np.array([i for i, _ in failed], dtype=np.int64)]))
@@ -332,23 +351,13 @@ def _finalise(job: CacheJob, partial: PartialChunks, params: Params, accelerator
     order = np.argsort(indices)
     indices = indices[order]
     meta = {
-        "config_hash": job.hash,
-        "config": job.config,
-        "model": job.config["model"],
-        "preprocessing": job.config["preprocessing"],
+        **pass_provenance(job.hash, job.config, job.run_stats, params, accelerator),
         "dataset": dataset.manifest(),
         "label_space": job.config["label_space"],
         "output_space": job.output_space,
         "zeroshot_head": job.head_info or None,
-        "precision": params.inference.precision,
-        "speed_options": speed_options(params.inference, accelerator),
-        "batch_size": params.inference.batch_size,
-        "accelerator": accelerator,
-        "last_pass": job.run_stats or None,
         "n_samples": len(indices),
         "skipped": failures,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "environment": environment_record(),
     }
     write_cache(
         job.path,

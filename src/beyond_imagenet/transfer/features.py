@@ -24,7 +24,6 @@ import logging
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +43,6 @@ from beyond_imagenet.inference.cache import (
 from beyond_imagenet.io_utils import atomic_save_npy, atomic_write_json
 from beyond_imagenet.models.catalogue import ModelSpec, resolve_model
 from beyond_imagenet.models.preprocessing import PreprocessSpec, resolve_preprocessing
-from beyond_imagenet.provenance import environment_record
 from beyond_imagenet.transfer.sources import SourceSplit
 
 log = logging.getLogger(__name__)
@@ -154,7 +152,7 @@ def _run_split_pass(jobs: list[FeatureJob], backbones: dict, params: Params, acc
 
 def _finalise(job: FeatureJob, partial: PartialChunks, params: Params, accelerator: str) -> None:
     """Every row must have a feature (a probe cannot skip images silently); write float16 atomically."""
-    from beyond_imagenet.inference.engine import speed_options
+    from beyond_imagenet.inference.run import pass_provenance
 
     split = job.split
     indices, _, features, failed = partial.read_all()
@@ -176,21 +174,11 @@ def _finalise(job: FeatureJob, partial: PartialChunks, params: Params, accelerat
         )
     meta = {
         "format_version": FEATURE_FORMAT_VERSION,
-        "config_hash": job.hash,
-        "config": job.config,
-        "model": job.config["model"],
-        "preprocessing": job.config["preprocessing"],
-        "precision": params.inference.precision,
-        "speed_options": speed_options(params.inference, accelerator),
+        **pass_provenance(job.hash, job.config, job.run_stats, params, accelerator),
         "source": split_manifest(split),
         "n_rows": len(split),
         "dim": int(features.shape[1]),
         "dtype": "float16",
-        "accelerator": accelerator,
-        "batch_size": params.inference.batch_size,
-        "last_pass": job.run_stats or None,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "environment": environment_record(),
     }
     (job.path / META_FILE).unlink(missing_ok=True)
     atomic_save_npy(job.path / FEATURES_FILE, np.ascontiguousarray(features[order], dtype=np.float16))
