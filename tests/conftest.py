@@ -26,3 +26,15 @@ def small_demo_root(tmp_path_factory) -> Path:
     wnids = [imagenet_wnids()[i] for i in (1, 250, 500, 999)]
     generate_demo_split(root, wnids, images_per_class=6, seed=7)
     return root
+
+
+def small_pass_params(root: Path, cache_dir: Path, models: list[str], **inference) -> dict:
+    """Params (a plain dict, as in params.yaml) for one inference pass over ``root`` as dataset ``small``: the
+    small demo set read as ImageNet-val with its own subset label space, batch 8, no loader workers."""
+    return {
+        "models": list(models),
+        "datasets": {
+            "small": {"path": str(root), "kind": "imagenet_val", "label_space": "imagenet_subset", "check_size": False}
+        },
+        "inference": {"batch_size": 8, "num_workers": 0, "cache_dir": str(cache_dir), **inference},
+    }

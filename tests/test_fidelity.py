@@ -10,6 +10,7 @@ import pytest
 from beyond_imagenet.config import parse_params
 from beyond_imagenet.errors import UserError
 from beyond_imagenet.inference.fidelity import compare_logits, parse_side, side_label, side_params
+from conftest import small_pass_params
 
 
 def test_compare_logits_against_hand_computation():
@@ -48,16 +49,8 @@ def test_fidelity_fp32_vs_bf16_on_cpu(tmp_path, small_demo_root):
     from beyond_imagenet.inference.run import run_inference
 
     params_file = tmp_path / "params.yaml"
-    params_file.write_text(
-        json.dumps(
-            {
-                "models": ["demo_random_convnext_sup"],
-                "datasets": {"small": {"path": str(small_demo_root), "kind": "imagenet_val",
-                                       "label_space": "imagenet_subset", "check_size": False}},
-                "inference": {"batch_size": 8, "num_workers": 0, "device": "cpu", "cache_dir": str(tmp_path / "c")},
-            }
-        )
-    )  # fmt: skip
+    params = small_pass_params(small_demo_root, tmp_path / "c", ["demo_random_convnext_sup"], device="cpu")
+    params_file.write_text(json.dumps(params))
     out = tmp_path / "fid"
     argv = ["fidelity", "--params", str(params_file), "--dataset", "small", "--out", str(out)]
     assert main(argv) == 0

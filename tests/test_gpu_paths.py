@@ -25,6 +25,8 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import small_pass_params
+
 pytestmark = [
     pytest.mark.gpu,
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (make test-gpu on a GPU machine)"),
@@ -40,20 +42,7 @@ def _jpeg_paths(root: Path) -> list[Path]:
 def _params(root: Path, cache_dir: Path, **inference) -> object:
     from beyond_imagenet.config import parse_params
 
-    return parse_params(
-        {
-            "models": SUPERVISED_MODELS,
-            "datasets": {
-                "small": {
-                    "path": str(root),
-                    "kind": "imagenet_val",
-                    "label_space": "imagenet_subset",
-                    "check_size": False,
-                }
-            },
-            "inference": {"batch_size": 8, "num_workers": 0, "cache_dir": str(cache_dir), **inference},
-        }
-    )
+    return parse_params(small_pass_params(root, cache_dir, SUPERVISED_MODELS, **inference))
 
 
 def _caches(params) -> dict:
@@ -139,20 +128,7 @@ def test_bf16_fidelity_on_gpu(tmp_path, small_demo_root):
 
     params_file = tmp_path / "params.yaml"
     params_file.write_text(
-        json.dumps(
-            {
-                "models": SUPERVISED_MODELS[:1],
-                "datasets": {
-                    "small": {
-                        "path": str(small_demo_root),
-                        "kind": "imagenet_val",
-                        "label_space": "imagenet_subset",
-                        "check_size": False,
-                    }
-                },
-                "inference": {"batch_size": 8, "num_workers": 0, "device": "cuda", "cache_dir": str(tmp_path / "c")},
-            }
-        )
+        json.dumps(small_pass_params(small_demo_root, tmp_path / "c", SUPERVISED_MODELS[:1], device="cuda"))
     )
     out = tmp_path / "fidelity"
     assert main(["fidelity", "--params", str(params_file), "--dataset", "small", "--out", str(out)]) == 0

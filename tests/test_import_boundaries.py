@@ -16,7 +16,7 @@ import textwrap
 
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, small_pass_params
 
 REFUSED = ("mlflow", "dvc", "optuna", "open_clip")
 
@@ -58,17 +58,9 @@ def test_gpu_work_needs_no_mlflow_dvc_or_optuna(tmp_path, small_demo_root):
 
     vtab_root = tmp_path / "vtab"
     make_demo_vtab(vtab_root, seed=1, sources=["dtd"])
+    models = ["demo_random_vit_sup", "demo_random_convnext_sup"]
     params = {
-        "models": ["demo_random_vit_sup", "demo_random_convnext_sup"],
-        "datasets": {
-            "small": {
-                "path": str(small_demo_root),
-                "kind": "imagenet_val",
-                "label_space": "imagenet_subset",
-                "check_size": False,
-            }
-        },
-        "inference": {"batch_size": 8, "num_workers": 0, "device": "cpu", "cache_dir": str(tmp_path / "cache")},
+        **small_pass_params(small_demo_root, tmp_path / "cache", models, device="cpu"),
         "transfer": {
             "root": str(vtab_root),
             "check_size": False,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -20,6 +19,7 @@ from beyond_imagenet.inference.tensor_decode import (
 )
 from beyond_imagenet.models.catalogue import resolve_model
 from beyond_imagenet.models.preprocessing import build_transform, resolve_preprocessing, without_geometry
+from conftest import small_pass_params
 
 
 def _photo(width: int, height: int, seed: int) -> Image.Image:
@@ -149,14 +149,10 @@ def test_run_inference_tensor_decode_close_to_pillow(tmp_path, small_demo_root):
     caches = {}
     for decode in ("pillow", "tensor"):
         params = parse_params(
-            json.loads(json.dumps({
-                "models": ["demo_random_convnext_sup"],
-                "datasets": {"small": {"path": str(small_demo_root), "kind": "imagenet_val",
-                                       "label_space": "imagenet_subset", "check_size": False}},
-                "inference": {"batch_size": 8, "num_workers": 0, "device": "cpu", "decode": decode,
-                              "cache_dir": str(tmp_path / decode)},
-            }))
-        )  # fmt: skip
+            small_pass_params(
+                small_demo_root, tmp_path / decode, ["demo_random_convnext_sup"], device="cpu", decode=decode
+            )
+        )
         (job,) = run_inference(params)
         caches[decode] = load_cache(job.path)
         assert ("decode" in job.config) == (decode == "tensor")  # pillow caches keep their old hash
