@@ -8,4 +8,4 @@ __version__ = "0.1.0"
 
 # torchvision's compiled ops may not match a CPU torch build; the shim must run before timm, open_clip or
 # torchmetrics import torchvision, so every entry point into the package gets it.
-from beyond_imagenet import _compat  # noqa: F401
+from beyond_imagenet.base import compat  # noqa: F401

@@ -1,13 +1,17 @@
-"""Report stage: one side-by-side table of every model and metric (markdown + CSV), from result records."""
+"""The report: every model and metric side by side (Markdown + CSV), Table 2 and Table 3, all from result records."""
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
-from beyond_imagenet.analyses.common import ResultRecord
-from beyond_imagenet.io_utils import atomic_write_text
+from beyond_imagenet.base.files import atomic_write_text
+from beyond_imagenet.base.record import ResultRecord
+from beyond_imagenet.metrics.robustness import DATASET_LABELS, ID_DATASET, TABLE2_SHIFTS
+from beyond_imagenet.metrics.vtab import table3_markdown
+from beyond_imagenet.probe.aggregate import not_run_note, table3_from_records
 
 
 def summary_table(records: list[ResultRecord]) -> tuple[list[str], list[list[str]]]:
@@ -23,12 +27,14 @@ def summary_table(records: list[ResultRecord]) -> tuple[list[str], list[list[str
 
 
 def _format(name: str, value: float | None) -> str:
+    """Counts as integers, every other metric with four decimals; missing as empty."""
     if value is None:
         return ""
     return f"{value:.0f}" if name.endswith("n_samples") else f"{value:.4f}"
 
 
 def to_markdown(header: list[str], rows: list[list[str]], figures: list[str]) -> str:
+    """The summary table as Markdown, with the all-model figures linked below it."""
     lines = [
         "# beyond-imagenet report",
         "",
@@ -45,6 +51,7 @@ def to_markdown(header: list[str], rows: list[list[str]], figures: list[str]) ->
 
 
 def to_csv(header: list[str], rows: list[list[str]]) -> str:
+    """The summary table as CSV."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
@@ -54,8 +61,6 @@ def to_csv(header: list[str], rows: list[list[str]]) -> str:
 
 def table2(records: list[ResultRecord]) -> str:
     """Paper Table 2 layout (top-1 %; Average over the 7 shifts, INet-Val excluded) from robustness records."""
-    from beyond_imagenet.analyses.robustness_metrics import DATASET_LABELS, ID_DATASET, TABLE2_SHIFTS
-
     rows = [r for r in records if r.analysis == "robustness"]
     if not rows:
         return ""
@@ -72,11 +77,14 @@ def table2(records: list[ResultRecord]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def vtab_section(table3_markdown: str | None) -> str:
-    """Paper Table 3 (VTAB linear probes) as written by the probe stage; empty when it was skipped or absent."""
-    if not table3_markdown or table3_markdown.startswith("VTAB transfer skipped"):
+def vtab_section(
+    records: Sequence[ResultRecord], preset: str, model_ids: Sequence[str], not_run: dict[str, str] | None = None
+) -> str:
+    """Paper Table 3 (VTAB linear probes) built from the probe records; empty when there are none."""
+    if not records:
         return ""
-    return "## Transfer: VTAB linear probes (paper Table 3)\n\n" + table3_markdown.strip() + "\n"
+    table = table3_markdown(table3_from_records(records, preset, model_ids)) + not_run_note(not_run or {})
+    return "## Transfer: VTAB linear probes (paper Table 3)\n\n" + table.strip() + "\n"
 
 
 def write_report(records: list[ResultRecord], reports_dir: str | Path, extra_sections: list[str] = ()) -> list[Path]:

@@ -1,1 +1,3 @@
-"""Analyses: pure functions over cached logits and features, registered by name (PROTOCOL §3-§10)."""
+"""Cache consumers of the ImageNet family (docs/protocol.md §3-§9): each analysis reads the inference caches
+and returns result records and the paper's figures; ``registry`` lists them, ``cka`` turns the CKA pass into records.
+"""

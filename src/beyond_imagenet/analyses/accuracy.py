@@ -1,37 +1,16 @@
-"""Top-1 / top-5 accuracy on a dataset's label space (PROTOCOL §2.3, §7.1).
-
-Counted exactly in integers (torchmetrics returns float32, which prints 85.5 as 85.4999...); the tests check
-these values against torchmetrics' ``multiclass_accuracy``.
-"""
+"""The accuracy analysis: top-1 and top-5 on each dataset's label space (docs/protocol.md §2.3, §7.1)."""
 
 from __future__ import annotations
 
-import numpy as np
-
-from beyond_imagenet.analyses.common import (
-    ResultRecord,
-    check_targets,
-    label_space_logits,
-    provenance_from_cache,
-)
-from beyond_imagenet.inference.cache import InferenceCache
-
-
-def topk_accuracy(logits: np.ndarray, targets: np.ndarray, k: int) -> float:
-    """Percentage of samples whose target is among the ``k`` largest logits (k capped at the class count)."""
-    logits = np.asarray(logits)
-    targets = np.asarray(targets, dtype=np.int64)
-    if len(targets) == 0:
-        raise ValueError("accuracy of an empty set of predictions is undefined")
-    k = min(k, logits.shape[1])
-    target_logit = np.take_along_axis(logits, targets[:, None], axis=1)
-    # rank = number of classes scoring strictly higher than the target; ties count in the target's favour,
-    # matching argmax/top-k up to exact float ties (probability zero, PROTOCOL §2.3).
-    rank = (logits > target_logit).sum(axis=1)
-    return 100.0 * int((rank < k).sum()) / len(targets)
+from beyond_imagenet.analyses.common import AnalysisContext, check_targets, provenance_from_cache
+from beyond_imagenet.base.config import AccuracyConfig
+from beyond_imagenet.base.record import ResultRecord
+from beyond_imagenet.inference.cache import InferenceCache, label_space_logits
+from beyond_imagenet.metrics.accuracy import topk_accuracy
 
 
 def analyse_accuracy(cache: InferenceCache) -> ResultRecord:
+    """Top-1, top-5 and the sample count of one cache."""
     logits = label_space_logits(cache)
     check_targets(cache, logits.shape[1])
     prefix = f"accuracy/{cache.dataset}"
@@ -48,3 +27,13 @@ def analyse_accuracy(cache: InferenceCache) -> ResultRecord:
         params={"n_classes": logits.shape[1], "top5_k": min(5, logits.shape[1])},
         provenance=provenance_from_cache(cache),
     )
+
+
+def run_accuracy(config: AccuracyConfig, ctx: AnalysisContext) -> list[ResultRecord]:
+    """Every model on every listed dataset and each of its variants (ImageNet-C's 75 sets, PUG's 10)."""
+    return [
+        analyse_accuracy(cache)
+        for dataset in config.datasets
+        for variant in ctx.store.variants(dataset, ctx.models[0]) or [None]
+        for cache in ctx.store.all_models(dataset, ctx.models, variant)
+    ]

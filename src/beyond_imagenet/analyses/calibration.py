@@ -1,4 +1,4 @@
-"""Calibration analysis: ECE (15 bins), reliability diagram and confidence histogram (PROTOCOL §5, Fig. 4).
+"""Calibration analysis: ECE (15 bins), reliability diagram and confidence histogram (docs/protocol.md §5, Fig. 4).
 
 The softmax runs over the dataset's own classes (for IN-R: the 200 masked columns), so confidence and
 accuracy live in the same label space.
@@ -10,24 +10,16 @@ from pathlib import Path
 
 import numpy as np
 
-from beyond_imagenet.analyses.calibration_metrics import (
-    calibration_bins,
-    ece_from_bins,
-    softmax_confidence,
-    top1_accuracy,
-)
-from beyond_imagenet.analyses.calibration_plots import CalibrationPanel, save_calibration_figure
-from beyond_imagenet.analyses.common import (
-    ResultRecord,
-    check_targets,
-    figure_path,
-    label_space_logits,
-    provenance_from_cache,
-)
-from beyond_imagenet.inference.cache import InferenceCache
+from beyond_imagenet.analyses.common import AnalysisContext, check_targets, figure_path, provenance_from_cache
+from beyond_imagenet.base.config import CalibrationConfig
+from beyond_imagenet.base.record import ResultRecord
+from beyond_imagenet.figures.calibration import CalibrationPanel, save_calibration_figure, save_calibration_grid
+from beyond_imagenet.inference.cache import InferenceCache, label_space_logits
+from beyond_imagenet.metrics.calibration import calibration_bins, ece_from_bins, softmax_confidence, top1_accuracy
 
 
 def analyse_calibration(cache: InferenceCache, n_bins: int) -> tuple[ResultRecord, CalibrationPanel]:
+    """ECE, top-1, mean confidence and over-confidence of one cache, and its Fig. 4 panel."""
     logits = label_space_logits(cache)
     check_targets(cache, logits.shape[1])
     confidence, prediction = softmax_confidence(logits)
@@ -56,19 +48,35 @@ def analyse_calibration(cache: InferenceCache, n_bins: int) -> tuple[ResultRecor
 
 
 def save_calibration_figures(
-    panels: list[CalibrationPanel], records: list[ResultRecord], dataset: str, results_dir: str | Path
+    panels: list[CalibrationPanel], records: list[ResultRecord], dataset: str, figures_dir: str | Path
 ) -> list[Path]:
     """One figure with every model side by side, and one per model; paths are added to the records."""
     combined = save_calibration_figure(
-        panels, figure_path(results_dir, "calibration", dataset, "all_models"), f"Calibration on {dataset}"
+        panels, figure_path(figures_dir, "calibration", dataset, "all_models"), f"Calibration on {dataset}"
     )
     paths = [combined]
     for panel, record in zip(panels, records, strict=True):
         single = save_calibration_figure(
             [panel],
-            figure_path(results_dir, "calibration", dataset, panel.model),
+            figure_path(figures_dir, "calibration", dataset, panel.model),
             f"{panel.model} on {dataset}",
         )
         record.artifacts.extend([str(single), str(combined)])
         paths.append(single)
     return paths
+
+
+def run_calibration(config: CalibrationConfig, ctx: AnalysisContext) -> list[ResultRecord]:
+    """Every model on every listed dataset; with two or more datasets also the Fig. 4 grid (val and R)."""
+    records, grid = [], []
+    for dataset in config.datasets:
+        results = [analyse_calibration(cache, config.n_bins) for cache in ctx.store.all_models(dataset, ctx.models)]
+        batch = [record for record, _ in results]
+        save_calibration_figures([panel for _, panel in results], batch, dataset, ctx.figures_dir)
+        records += batch
+        grid.append((dataset, [panel for _, panel in results]))
+    if len(grid) > 1:  # paper Fig. 4: ImageNet val and ImageNet-R, every model
+        path = save_calibration_grid(grid, figure_path(ctx.figures_dir, "calibration", "all", "fig4"), "Fig. 4")
+        for record in records:
+            record.artifacts.append(str(path))
+    return records

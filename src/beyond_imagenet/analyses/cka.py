@@ -1,204 +1,117 @@
-"""Minibatch linear CKA with the unbiased HSIC estimator (PROTOCOL §10, paper Eq. 2).
+"""CKA results (docs/protocol.md §10, paper Fig. 8): records, CKA matrices and figures from the CKA pass.
 
-Following Nguyen, Raghu & Kornblith (2020), CKA between two layers is estimated over k minibatches as
-
-    CKA(K, L) = mean_i HSIC₁(K_i, L_i) / sqrt( mean_i HSIC₁(K_i, K_i) · mean_i HSIC₁(L_i, L_i) ),
-
-where K_i = X_i X_iᵀ and L_i = Y_i Y_iᵀ are linear-kernel Gram matrices of one minibatch and HSIC₁ is the
-unbiased estimator of Song et al. (2012). The three averages are accumulated over all batches and the ratio is
-taken once at the end; per-batch CKA values are never averaged. Only O(rows x cols) float64 sums are kept, so
-memory does not grow with the number of images.
+The pass itself (``inference.cka_pass``) streams minibatch Gram matrices through :class:`MinibatchCKA`
+accumulators; this module summarises each model's matrix per layer type, compares models, writes the matrices as
+``.npz`` and draws Fig. 8.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import io
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
-import torch
 
-# Relative tolerance for "all rows identical", judged from the Gram matrix: the largest squared distance
-# ||x_i - x_j||² = K_ii + K_jj - 2 K_ij, relative to the largest squared norm K_ii. Identical rows give 0 up to
-# float64 summation noise (~1e-16 x feature count); real activations are many orders of magnitude above this.
-CONSTANT_RTOL = 1e-10
-
-
-def gram_linear(x: torch.Tensor) -> torch.Tensor:
-    """Linear-kernel Gram matrix K = X Xᵀ in float64, with X = ``x`` flattened to [n, -1] (PROTOCOL §10)."""
-    flat = x.reshape(x.shape[0], -1).to(torch.float64)
-    return flat @ flat.T
-
-
-def _check_gram(k: torch.Tensor, what: str = "Gram matrix") -> int:
-    """Validate a square Gram matrix with n >= 4 (HSIC₁ divides by n(n-3)) and return n."""
-    if k.ndim != 2 or k.shape[0] != k.shape[1]:
-        raise ValueError(f"{what} must be square n x n, got shape {tuple(k.shape)}")
-    n = int(k.shape[0])
-    if n < 4:
-        raise ValueError(f"unbiased HSIC needs a minibatch of at least 4 examples (it divides by n(n-3)); got n={n}")
-    return n
+from beyond_imagenet.analyses.common import figure_path
+from beyond_imagenet.base.config import CkaConfig
+from beyond_imagenet.base.files import atomic_write_bytes
+from beyond_imagenet.base.provenance import environment_record
+from beyond_imagenet.base.record import ResultRecord
+from beyond_imagenet.figures.cka import save_cross_grid, save_fig8_grid
+from beyond_imagenet.inference.cka_pass import SUBSET_RULE, CkaAccumulator, CkaPlan
+from beyond_imagenet.metrics.cka import cross_summary, summarise, type_matrices
+from beyond_imagenet.models.spec import ModelSpec
+from beyond_imagenet.models.taps import CONVNEXT_CONV_CHOICE
 
 
-def _zero_diagonal(k: torch.Tensor) -> torch.Tensor:
-    """K̃: a float64 copy of K with its diagonal set to 0 (PROTOCOL §10)."""
-    out = k.to(torch.float64).clone()
-    out.fill_diagonal_(0.0)
-    return out
+@dataclass(frozen=True)
+class CkaOutputs:
+    """Where the CKA stage writes its figures and matrices."""
+
+    figures: Path
+    matrices: Path
 
 
-def unbiased_hsic(K: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
-    """Unbiased HSIC₁ of Song et al. (2012) for two n x n Gram matrices of the same n examples (PROTOCOL §10).
-
-    HSIC₁ = [tr(K̃L̃) + (1ᵀK̃1)(1ᵀL̃1) / ((n-1)(n-2)) - 2/(n-2) · 1ᵀK̃L̃1] / (n(n-3)),  K̃, L̃ = diagonals zeroed.
-    Computed in float64 in O(n²); raises ValueError for n < 4.
-    """
-    n = _check_gram(K, "K")
-    if L.shape != K.shape:
-        raise ValueError(f"K and L must have the same shape, got {tuple(K.shape)} and {tuple(L.shape)}")
-    kt, lt = _zero_diagonal(K), _zero_diagonal(L)
-    trace = (kt * lt.T).sum()  # tr(K̃L̃) = Σ_ij K̃_ij L̃_ji
-    sums = kt.sum() * lt.sum() / ((n - 1) * (n - 2))
-    cross = 2.0 / (n - 2) * (kt.sum(dim=0) @ lt.sum(dim=1))  # 1ᵀK̃L̃1 = (1ᵀK̃)(L̃1)
-    return (trace + sums - cross) / (n * (n - 3))
+def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
 
 
-def is_constant_gram(k: torch.Tensor, rtol: float = CONSTANT_RTOL) -> bool:
-    """True when the Gram matrix comes from a batch whose feature rows are all identical (zero variance across
-    samples). Then K = c·11ᵀ and HSIC₁(K, ·) = 0 exactly in theory, which would make CKA 0/0."""
-    diag = torch.diagonal(k)
-    sq_dist = diag[:, None] + diag[None, :] - 2.0 * k
-    scale = float(diag.abs().max())
-    return float(sq_dist.max()) <= rtol * scale if scale > 0 else True
+def _base_provenance(plan: CkaPlan, module: CkaAccumulator, config: CkaConfig, precision: str) -> dict:
+    return {
+        "dataset": {**plan.dataset.manifest(), "subset_rule": SUBSET_RULE, "fraction": config.fraction},
+        "batch_sizes": module.batch_sizes,
+        "dropped_last_batch_images": module.dropped_images,
+        "precision": precision,
+        "accelerator": module.accelerator_used,
+        "hsic": "unbiased HSIC_1 (Song et al. 2012), linear kernel, float64; CKA = ratio of minibatch means",
+        "environment": environment_record(),
+    }
 
 
-class _BatchStats:
-    """Per-layer quantities of one minibatch that every HSIC₁ pair needs, stacked over layers.
-
-    For layers with zero-diagonal Grams K̃_a (flattened to rows of ``flat``), row sums K̃_a1 and totals 1ᵀK̃_a1,
-    HSIC₁ for all pairs (a, b) is three matrix products: tr(K̃_a K̃_b) = ⟨K̃_a, K̃_b⟩ because Grams are symmetric.
-    """
-
-    def __init__(self, names: Sequence[str], grams: Mapping[str, torch.Tensor], n: int) -> None:
-        tilde = [_zero_diagonal(grams[name]) for name in names]
-        self.flat = torch.stack([t.reshape(-1) for t in tilde])  # [layers, n*n]
-        self.rowsum = torch.stack([t.sum(dim=1) for t in tilde])  # [layers, n]
-        self.total = self.rowsum.sum(dim=1)  # [layers]
-        self.n = n
-
-    def hsic_with(self, other: _BatchStats) -> torch.Tensor:
-        """HSIC₁ of every (self layer, other layer) pair, [rows, cols], float64 (PROTOCOL §10 formula)."""
-        n = self.n
-        trace = self.flat @ other.flat.T
-        sums = torch.outer(self.total, other.total) / ((n - 1) * (n - 2))
-        cross = 2.0 / (n - 2) * (self.rowsum @ other.rowsum.T)
-        return (trace + sums - cross) / (n * (n - 3))
-
-    def self_hsic(self) -> torch.Tensor:
-        """HSIC₁(K_a, K_a) of every layer, [layers] (the diagonal of ``hsic_with(self)`` without the full product)."""
-        n = self.n
-        trace = (self.flat * self.flat).sum(dim=1)
-        sums = self.total**2 / ((n - 1) * (n - 2))
-        cross = 2.0 / (n - 2) * (self.rowsum * self.rowsum).sum(dim=1)
-        return (trace + sums - cross) / (n * (n - 3))
+def _model_record(
+    plan: CkaPlan, spec: ModelSpec, module: CkaAccumulator, sets: dict[str, list[str]], config: CkaConfig, out
+) -> tuple[ResultRecord, dict[str, np.ndarray]]:
+    """One model's record (summaries per layer type) and its per-type matrices; the matrices file is written."""
+    names, matrix = module.within[spec.id].result()
+    matrices = type_matrices(names, matrix, sets)
+    wanted = {k: matrices[k] for k in config.layer_types}
+    metrics = {f"cka/{kind}/{stat}": v for kind, m in wanted.items() for stat, v in summarise(m).items()}
+    matrix_path = out.matrices / plan.dataset.name / f"{spec.id.replace(':', '_')}.npz"
+    atomic_write_bytes(matrix_path, _npz_bytes({"all": matrix, **{f"type_{k}": v for k, v in wanted.items()}}))
+    record = ResultRecord(
+        analysis="cka",
+        model_id=spec.id,
+        dataset=plan.dataset.name,
+        metrics=metrics,
+        params=plan.config,
+        details={"layers": {kind: sets[kind] for kind in wanted}, "matrices_file": str(matrix_path)},
+        provenance={
+            "model": spec.as_record(),
+            "preprocessing": plan.preprocessing[spec.id].as_record(),
+            "layer_choice": CONVNEXT_CONV_CHOICE if spec.family == "convnet" else "attention output (element 0)",
+        },
+        artifacts=[str(matrix_path)],
+    )
+    return record, wanted
 
 
-class MinibatchCKA:
-    """Streaming minibatch linear CKA between row layers and column layers (PROTOCOL §10, paper Eq. 2).
-
-    Within one model pass the same layer list (or ``col_layers=None``) and the same feature dict to ``update``;
-    across models (layers of A vs layers of B on the same images in the same order) pass both. Per batch it keeps
-    only float64 sums: Σ_i HSIC₁(K_i, L_i) per (row, col) pair, Σ_i HSIC₁(K_i, K_i) per row layer,
-    Σ_i HSIC₁(L_i, L_i) per column layer, and the batch count.
-    """
-
-    def __init__(self, row_layers: Sequence[str], col_layers: Sequence[str] | None = None) -> None:
-        self.row_layers = list(row_layers)
-        self.col_layers = list(row_layers if col_layers is None else col_layers)
-        if not self.row_layers or not self.col_layers:
-            raise ValueError("MinibatchCKA needs at least one row layer and one column layer")
-        for what, names in (("row", self.row_layers), ("column", self.col_layers)):
-            if len(set(names)) != len(names):
-                raise ValueError(f"duplicate {what} layer names: {names}")
-        self.cross_sum = torch.zeros(len(self.row_layers), len(self.col_layers), dtype=torch.float64)
-        self.row_self_sum = torch.zeros(len(self.row_layers), dtype=torch.float64)
-        self.col_self_sum = torch.zeros(len(self.col_layers), dtype=torch.float64)
-        self.batches = 0
-
-    def update(
-        self, row_feats: Mapping[str, torch.Tensor], col_feats: Mapping[str, torch.Tensor] | None = None
-    ) -> None:
-        """Add one minibatch given every layer's activations ([n, ...], flattened per image).
-
-        ``col_feats=None`` (or a column layer whose tensor is the very object given for that row layer) reuses the
-        row Gram, so within-model CKA computes each layer's Gram once.
-        """
-        col_feats = row_feats if col_feats is None else col_feats
-        row_grams = {name: gram_linear(_require(row_feats, name, "row")) for name in self.row_layers}
-        col_grams = {}
-        for name in self.col_layers:
-            feats = _require(col_feats, name, "column")
-            same = name in row_grams and row_feats.get(name) is feats
-            col_grams[name] = row_grams[name] if same else gram_linear(feats)
-        self.update_grams(row_grams, col_grams)
-
-    def update_grams(
-        self, row_grams: Mapping[str, torch.Tensor], col_grams: Mapping[str, torch.Tensor] | None = None
-    ) -> None:
-        """Add one minibatch given precomputed n x n Gram matrices (e.g. ``gram_linear`` inside a forward hook)."""
-        col_grams = row_grams if col_grams is None else col_grams
-        n = self._check_batch(row_grams, self.row_layers, "row")
-        n_cols = self._check_batch(col_grams, self.col_layers, "column")
-        if n != n_cols:
-            raise ValueError(f"row and column layers must see the same minibatch, got n={n} and n={n_cols}")
-        rows = _BatchStats(self.row_layers, row_grams, n)
-        shared = self.col_layers == self.row_layers and all(col_grams[m] is row_grams[m] for m in self.row_layers)
-        cols = rows if shared else _BatchStats(self.col_layers, col_grams, n)
-        # The Grams may live on the GPU; the running sums stay on the CPU (a few KB, float64).
-        self.cross_sum += rows.hsic_with(cols).cpu()
-        self.row_self_sum += rows.self_hsic().cpu()
-        self.col_self_sum += cols.self_hsic().cpu()
-        self.batches += 1
-
-    @staticmethod
-    def _check_batch(grams: Mapping[str, torch.Tensor], names: Sequence[str], what: str) -> int:
-        """Validate that all layers' Grams exist, are n x n with one n >= 4, and are not from constant features."""
-        sizes = {name: _check_gram(_require(grams, name, what), f"Gram of layer {name!r}") for name in names}
-        if len(set(sizes.values())) != 1:
-            raise ValueError(f"all {what} layers must see the same minibatch, got sizes {sizes}")
-        for name in names:
-            if is_constant_gram(grams[name].to(torch.float64)):
-                raise ValueError(
-                    f"layer {name!r} has constant features in this minibatch (all rows identical, zero variance "
-                    "across samples): its HSIC is 0 and CKA is undefined"
-                )
-        return next(iter(sizes.values()))
-
-    def result(self) -> tuple[list[str], np.ndarray]:
-        """(row layer names, CKA matrix [rows, cols]); within one model rows = columns, so this is (names, matrix)."""
-        rows, _, matrix = self.result_cross()
-        return rows, matrix
-
-    def result_cross(self) -> tuple[list[str], list[str], np.ndarray]:
-        """(row names, column names, CKA matrix [rows, cols]) from the accumulated HSIC₁ averages (PROTOCOL §10).
-
-        mean_i HSIC₁(K_i, L_i) / sqrt(mean_i HSIC₁(K_i, K_i) · mean_i HSIC₁(L_i, L_i)): the ratio of averages, not
-        an average of per-batch CKA. Raises ValueError before any batch, or naming a layer whose mean self-HSIC₁ is
-        <= 0.
-        """
-        if self.batches == 0:
-            raise ValueError("MinibatchCKA.result() called before any update()")
-        k = self.batches
-        row_self, col_self = self.row_self_sum / k, self.col_self_sum / k
-        for names, values in ((self.row_layers, row_self), (self.col_layers, col_self)):
-            for name, value in zip(names, values.tolist(), strict=True):
-                if not value > 0:
-                    raise ValueError(f"layer {name!r} has mean self-HSIC {value:.3e} <= 0: CKA is undefined")
-        matrix = (self.cross_sum / k) / torch.sqrt(torch.outer(row_self, col_self))
-        return list(self.row_layers), list(self.col_layers), matrix.numpy()
+def _cross_models(module: CkaAccumulator, records: dict[str, ResultRecord]) -> dict[tuple[str, str], np.ndarray]:
+    """Cross-model CKA matrices; each model's record gets its summaries against every other model."""
+    cross = {}
+    for (a, b), accumulator in module.cross.items():
+        _, _, matrix = accumulator.result_cross()
+        cross[(a, b)] = matrix
+        for this, other, view in ((a, b, matrix), (b, a, matrix.T)):
+            for stat, value in cross_summary(view).items():
+                records[this].metrics[f"cka_cross/{other}/{stat}"] = value
+    return cross
 
 
-def _require(mapping: Mapping[str, torch.Tensor], name: str, what: str) -> torch.Tensor:
-    """``mapping[name]`` with a ValueError naming the missing layer."""
-    if name not in mapping:
-        raise ValueError(f"{what} layer {name!r} missing from this minibatch (got {sorted(mapping)})")
-    return mapping[name]
+def cka_records(
+    plan: CkaPlan,
+    module: CkaAccumulator,
+    layer_types: dict[str, dict[str, list[str]]],
+    config: CkaConfig,
+    precision: str,
+    out: CkaOutputs,
+) -> list[ResultRecord]:
+    """One record per model (within-model summaries, cross-model ones), the matrices (.npz) and Fig. 8."""
+    base = _base_provenance(plan, module, config, precision)
+    records, per_model = {}, {}
+    for spec in plan.specs:
+        record, per_model[spec.id] = _model_record(plan, spec, module, layer_types[spec.id], config, out)
+        record.provenance = {**base, **record.provenance}
+        records[spec.id] = record
+    figures = [save_fig8_grid(per_model, figure_path(out.figures, "cka", plan.dataset.name, "all_models"))]
+    cross = _cross_models(module, records)
+    if cross:
+        figures.append(save_cross_grid(cross, figure_path(out.figures, "cka", plan.dataset.name, "cross_models")))
+        cross_path = out.matrices / plan.dataset.name / "cross_models.npz"
+        atomic_write_bytes(cross_path, _npz_bytes({f"{a}__vs__{b}": m for (a, b), m in cross.items()}))
+        figures.append(cross_path)
+    for record in records.values():
+        record.artifacts += [str(f) for f in figures]
+    return list(records.values())

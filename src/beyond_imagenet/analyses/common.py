@@ -1,65 +1,36 @@
-"""What every analysis shares: result records, and logits mapped into a dataset's label space (PROTOCOL §2.2)."""
+"""What every analysis shares: its context (models, caches, figure folder, datasets), target checks, provenance."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from beyond_imagenet.errors import CacheFormatError
+from beyond_imagenet.analyses.store import CacheStore
+from beyond_imagenet.base.config import DatasetConfig
+from beyond_imagenet.base.errors import CacheFormatError
 from beyond_imagenet.inference.cache import InferenceCache
 
 
-@dataclass
-class ResultRecord:
-    """One model x analysis x dataset result: namespaced metrics, the data behind figures, and provenance."""
+@dataclass(frozen=True)
+class AnalysisContext:
+    """What an analysis reads besides its own config section.
 
-    analysis: str
-    model_id: str
-    dataset: str
-    metrics: dict[str, float]
-    params: dict = field(default_factory=dict)
-    details: dict = field(default_factory=dict)
-    provenance: dict = field(default_factory=dict)
-    artifacts: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-def label_space_logits(cache: InferenceCache) -> np.ndarray:
-    """The cache's logits restricted to the dataset's classes, column ``k`` = dataset class ``k``.
-
-    * output space ``label_space``: already per dataset class (CLIP head over the dataset's own names);
-    * output space ``imagenet1k`` on an ImageNet-1k dataset: unchanged;
-    * output space ``imagenet1k`` on a subset (IN-A/R style): keep the subset's columns in sorted-wnid order,
-      before any softmax, exactly as the 200-class masks of §2.2.
+    Attributes:
+        models: the model ids, in report order.
+        store: the inference caches of the run.
+        figures_dir: where figures go (``<figures_dir>/<analysis>/<dataset>/<name>.png``).
+        datasets: the ``datasets`` section of params.yaml (kinds and folders of the named datasets).
     """
-    output = cache.meta.get("output_space", {"kind": "imagenet1k"})
-    label = cache.meta.get("label_space", {"kind": "imagenet1k"})
-    logits = cache.logits
-    if output.get("kind") == "label_space":
-        return logits
-    if output.get("kind") != "imagenet1k":
-        raise CacheFormatError(f"{cache.path}: unknown output_space kind {output.get('kind')!r} (docs/cache.md)")
-    if logits.shape[1] != 1000:
-        raise CacheFormatError(f"{cache.path}: output_space imagenet1k needs 1000 logit columns, has {logits.shape[1]}")
-    if label.get("kind") == "imagenet1k":
-        return logits
-    columns = label.get("imagenet_columns")
-    if not columns:
-        raise CacheFormatError(
-            f"{cache.path}: label space {label.get('kind')!r} has no one-to-one imagenet_columns, so ImageNet "
-            "logits cannot be restricted to its classes (docs/cache.md)"
-        )
-    columns = np.asarray(columns)
-    if not np.issubdtype(columns.dtype, np.integer) or columns.min() < 0 or columns.max() >= 1000:
-        raise CacheFormatError(f"{cache.path}: label_space.imagenet_columns must be integers in 0..999")
-    return logits[:, columns.astype(np.int64)]
+
+    models: list[str]
+    store: CacheStore
+    figures_dir: Path
+    datasets: Mapping[str, DatasetConfig]
 
 
 def check_targets(cache: InferenceCache, n_classes: int) -> None:
+    """Single-label targets inside the label space; a multi-label cache is refused with the analysis to use."""
     if cache.label_lists is not None:
         raise CacheFormatError(
             f"{cache.path} is a multi-label set (label_lists.json); single-label accuracy and calibration would "
@@ -94,5 +65,6 @@ def provenance_from_cache(cache: InferenceCache) -> dict:
     }
 
 
-def figure_path(results_dir: str | Path, analysis: str, dataset: str, name: str) -> Path:
-    return Path(results_dir) / "figures" / analysis / dataset / f"{name}.png"
+def figure_path(figures_dir: str | Path, analysis: str, dataset: str, name: str) -> Path:
+    """``<figures_dir>/<analysis>/<dataset>/<name>.png``."""
+    return Path(figures_dir) / analysis / dataset / f"{name}.png"

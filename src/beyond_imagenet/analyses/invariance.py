@@ -1,4 +1,4 @@
-"""Transformation invariance (PROTOCOL §9, paper Fig. 7): accuracy against scale, shift and resolution.
+"""Transformation invariance (docs/protocol.md §9, paper Fig. 7): accuracy against scale, shift and resolution.
 
 Reads only the sweep caches that ``inference.sweeps`` writes (one cache variant per sweep point, e.g.
 ``scale/1.25``). Per model and sweep point:
@@ -14,22 +14,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-from matplotlib.figure import Figure
-
-from beyond_imagenet.analyses.accuracy import topk_accuracy
-from beyond_imagenet.analyses.common import (
-    ResultRecord,
-    check_targets,
-    figure_path,
-    label_space_logits,
-    provenance_from_cache,
-)
-from beyond_imagenet.analyses.figures import save_figure
+from beyond_imagenet.analyses.common import AnalysisContext, check_targets, figure_path, provenance_from_cache
 from beyond_imagenet.analyses.store import CacheStore
-from beyond_imagenet.config import InvarianceConfig, Params
-from beyond_imagenet.errors import CacheFormatError, UserError
-from beyond_imagenet.inference.cache import META_FILE, InferenceCache, cache_path
+from beyond_imagenet.base.config import InvarianceConfig
+from beyond_imagenet.base.errors import CacheFormatError, UserError
+from beyond_imagenet.base.record import ResultRecord
+from beyond_imagenet.figures.common import save_figure
+from beyond_imagenet.figures.invariance import invariance_figure
+from beyond_imagenet.inference.cache import META_FILE, InferenceCache, cache_path, label_space_logits
 from beyond_imagenet.inference.sweeps import (
     INFER_HINT,
     SWEEP_KINDS,
@@ -39,34 +31,12 @@ from beyond_imagenet.inference.sweeps import (
     sweep_points,
     sweep_variant,
 )
+from beyond_imagenet.metrics.accuracy import topk_accuracy
+from beyond_imagenet.metrics.invariance import correct_class_probability, prediction_consistency
 from beyond_imagenet.models.catalogue import resolve_model
 
 METRICS: tuple[str, ...] = ("top1", "correct_class_prob", "consistency")
-AXIS_LABELS: dict[str, str] = {
-    "scale": "scale factor s (shorter side int(s·R))",
-    "shift": "shift d (original pixels)",
-    "resolution": "input resolution r (px)",
-}
 POINT_PROVENANCE = ("cache_path", "cache_config_hash", "preprocessing", "n_samples", "n_skipped")
-
-
-def correct_class_probability(logits: np.ndarray, targets: np.ndarray) -> float:
-    """Mean over images of the softmax probability (float64, log-sum-exp) of the true class, in [0, 1]."""
-    z = np.asarray(logits, dtype=np.float64)
-    targets = np.asarray(targets, dtype=np.int64)
-    if len(targets) == 0:
-        raise ValueError("the true-class probability of an empty set of predictions is undefined")
-    z = z - z.max(axis=1, keepdims=True)
-    log_p = np.take_along_axis(z, targets[:, None], axis=1)[:, 0] - np.log(np.exp(z).sum(axis=1))
-    return float(np.exp(log_p).mean())
-
-
-def prediction_consistency(predictions: np.ndarray, reference: np.ndarray) -> float:
-    """Percentage of images whose prediction equals the reference prediction (same images, same order)."""
-    predictions, reference = np.asarray(predictions), np.asarray(reference)
-    if predictions.shape != reference.shape or predictions.ndim != 1 or len(predictions) == 0:
-        raise ValueError(f"need two equal, non-empty prediction vectors, got {predictions.shape} and {reference.shape}")
-    return 100.0 * int((predictions == reference).sum()) / len(predictions)
 
 
 def _load_point(store: CacheStore, config: InvarianceConfig, model_id: str, point: SweepPoint) -> InferenceCache:
@@ -125,25 +95,7 @@ def _metrics(curves: dict) -> dict[str, float]:
     return metrics
 
 
-def invariance_figure(curves: dict[str, dict], metric: str, ylabel: str, title: str) -> Figure:
-    """Fig. 7 layout: one panel per sweep (scale, shift, resolution), ``metric`` against magnitude, a line per model."""
-    fig = Figure(figsize=(13.0, 4.0), layout="constrained")
-    axes = fig.subplots(1, len(SWEEP_KINDS), squeeze=False)[0]
-    for ax, kind in zip(axes, SWEEP_KINDS, strict=True):
-        for i, (model_id, model_curves) in enumerate(curves.items()):
-            curve = model_curves[kind]
-            ax.plot(curve["values"], curve[metric], marker="o", color=f"C{i}", label=model_id)
-        ax.set_xticks(sorted({v for model_curves in curves.values() for v in model_curves[kind]["values"]}))
-        ax.set_xlabel(AXIS_LABELS[kind])
-        ax.set_ylabel(ylabel)
-        ax.set_title(kind)
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize="small")
-    fig.suptitle(title)
-    return fig
-
-
-def _save_figures(curves: dict[str, dict], results_dir: Path, dataset: str) -> list[Path]:
+def _save_figures(curves: dict[str, dict], figures_dir: Path, dataset: str) -> list[Path]:
     accuracy = invariance_figure(
         curves, "top1", "Top-1 accuracy (%)", f"Transformation invariance on {dataset} (Fig. 7)"
     )
@@ -151,19 +103,18 @@ def _save_figures(curves: dict[str, dict], results_dir: Path, dataset: str) -> l
         curves, "consistency", "Same top-1 as the reference (%)", f"Prediction consistency on {dataset}"
     )
     return [
-        save_figure(accuracy, figure_path(results_dir, "invariance", dataset, "all_models")),
-        save_figure(consistency, figure_path(results_dir, "invariance", dataset, "consistency_all_models")),
+        save_figure(accuracy, figure_path(figures_dir, "invariance", dataset, "all_models")),
+        save_figure(consistency, figure_path(figures_dir, "invariance", dataset, "consistency_all_models")),
     ]
 
 
-def run_invariance(params: Params, store: CacheStore) -> list[ResultRecord]:
+def run_invariance(config: InvarianceConfig, ctx: AnalysisContext) -> list[ResultRecord]:
     """One record per model with every sweep point's top-1, true-class probability and consistency; Fig. 7."""
-    config = params.analyses.invariance
     if config.dataset is None:
         raise UserError("analyses.invariance.dataset is not set")
     records, curves = [], {}
-    for model_id in params.models:
-        model_curves, points, reference = _sweep_curves(store, config, model_id)
+    for model_id in ctx.models:
+        model_curves, points, reference = _sweep_curves(ctx.store, config, model_id)
         spec = resolve_model(model_id)
         params_used = {
             "images_per_class": config.images_per_class,
@@ -179,7 +130,7 @@ def run_invariance(params: Params, store: CacheStore) -> list[ResultRecord]:
         record.provenance = provenance
         records.append(record)
         curves[model_id] = model_curves
-    figures = _save_figures(curves, Path(params.results_dir), config.dataset)
+    figures = _save_figures(curves, ctx.figures_dir, config.dataset)
     for record in records:
         record.artifacts.extend(str(path) for path in figures)
     return records

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from beyond_imagenet.errors import CacheFormatError
-from beyond_imagenet.inference.cache import META_FILE, InferenceCache, cache_path, load_cache, safe_name
+from beyond_imagenet.base.errors import CacheFormatError
+from beyond_imagenet.base.hashing import safe_name
+from beyond_imagenet.inference.cache import META_FILE, InferenceCache, cache_path, load_cache
 
 
 class CacheStore:

@@ -1,1 +1,3 @@
-"""Datasets: on-disk layouts, robust decoding, label spaces, registry and the demo generator (PROTOCOL §2)."""
+"""Datasets on disk (docs/protocol.md §2): kinds and layouts, label spaces, decoding, the dataset facts
+(cue-conflict categories, PUG class map, ImageNet-X and ReaL annotations), VTAB (``vtab``) and the offline demo.
+"""

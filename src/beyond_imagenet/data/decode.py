@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from beyond_imagenet.errors import ImageDecodeError
+from beyond_imagenet.base.errors import ImageDecodeError
 
 __all__ = ["decode_rgb", "decode_rgb_bytes"]
 
@@ -52,7 +52,7 @@ def decode_rgb(path: str | Path) -> Image.Image:
         if os.path.getsize(path) == 0:
             raise ImageDecodeError(name, "empty file (0 bytes)")
     except OSError as exc:
-        raise ImageDecodeError(name, _os_reason(exc)) from None
+        raise ImageDecodeError(name, os_reason(exc)) from None
     return _decode(path, name)
 
 
@@ -63,7 +63,8 @@ def decode_rgb_bytes(data: bytes, name: str) -> Image.Image:
     return _decode(io.BytesIO(data), name)
 
 
-def _os_reason(exc: OSError) -> str:
+def os_reason(exc: OSError) -> str:
+    """A short reason for an OS error while reading an image file (missing, a directory, unreadable)."""
     if isinstance(exc, FileNotFoundError):
         return "file not found"
     if isinstance(exc, IsADirectoryError):
@@ -79,7 +80,7 @@ def _decode(source, name: str) -> Image.Image:
     except ImageDecodeError:
         raise
     except (FileNotFoundError, IsADirectoryError) as exc:
-        raise ImageDecodeError(name, _os_reason(exc)) from None
+        raise ImageDecodeError(name, os_reason(exc)) from None
     except Image.DecompressionBombError as exc:
         raise ImageDecodeError(name, f"decompression bomb refused by Pillow ({exc})") from exc
     except UnidentifiedImageError as exc:

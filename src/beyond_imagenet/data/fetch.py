@@ -14,8 +14,8 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from beyond_imagenet.errors import UserError
-from beyond_imagenet.io_utils import atomic_write_json
+from beyond_imagenet.base.errors import UserError
+from beyond_imagenet.base.files import atomic_write_json
 
 CUE_CONFLICT_URL = "https://github.com/bethgelab/model-vs-human/releases/download/v0.1/cue-conflict.tar.gz"
 DOWNLOAD_TIMEOUT_S = 30

@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from beyond_imagenet.errors import DatasetLayoutError
+from PIL import Image
+
+from beyond_imagenet.base.errors import DatasetLayoutError
+from beyond_imagenet.data.decode import decode_rgb
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -54,6 +57,20 @@ class FolderSample:
     path: Path
     class_id: str
     sample_id: str
+
+    @property
+    def name(self) -> str:
+        """How errors name the sample: its file."""
+        return str(self.path)
+
+    @property
+    def plain_file(self) -> Path:
+        """The file holding exactly this image's encoded bytes (batched tensor decoding reads it)."""
+        return self.path
+
+    def decode(self) -> Image.Image:
+        """8-bit RGB image; ``ImageDecodeError`` naming the file (``data.decode.decode_rgb``)."""
+        return decode_rgb(self.path)
 
 
 @dataclass

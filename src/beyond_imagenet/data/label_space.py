@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from beyond_imagenet.errors import UserError
+from beyond_imagenet.base.errors import UserError
 
 IMAGENET1K = "imagenet1k"
 

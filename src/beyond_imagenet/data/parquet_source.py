@@ -14,7 +14,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from beyond_imagenet.errors import DatasetLayoutError
+from PIL import Image
+
+from beyond_imagenet.base.errors import DatasetLayoutError
+from beyond_imagenet.data.decode import decode_rgb_bytes
 
 HARD_FILE_PATTERN = "validation-*.parquet"
 REQUIRED_COLUMNS = ("image", "label")
@@ -32,8 +35,23 @@ class ParquetSample:
     labels: tuple[int, ...]
     class_id: str = ""
 
+    @property
+    def name(self) -> str:
+        """How errors name the sample: its parquet file and row id."""
+        return f"{self.path}#{self.sample_id}"
+
+    @property
+    def plain_file(self) -> None:
+        """None: the image lives inside a parquet file."""
+        return None
+
+    def decode(self) -> Image.Image:
+        """8-bit RGB image of the row; ``ImageDecodeError`` naming the file and row."""
+        return decode_rgb_bytes(read_image_bytes(self), self.name)
+
 
 def parquet_files(root: Path) -> list[Path]:
+    """The ``validation-*.parquet`` files under ``root``, sorted; a missing copy says how to download it."""
     files = sorted(root.glob(f"**/{HARD_FILE_PATTERN}"))
     if not files:
         raise DatasetLayoutError(
@@ -83,5 +101,6 @@ def _row_group_images(path: Path, group: int) -> list[bytes | None]:
 
 
 def read_image_bytes(sample: ParquetSample) -> bytes:
+    """The encoded image of one row (empty when the cell holds none)."""
     data = _row_group_images(sample.path, sample.row_group)[sample.row]
     return data or b""

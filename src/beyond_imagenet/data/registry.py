@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from beyond_imagenet.config import DatasetConfig
-from beyond_imagenet.data.folders import FolderSample, scan_class_folders
+from beyond_imagenet.base.config import DatasetConfig
+from beyond_imagenet.base.errors import DatasetLayoutError, UnknownNameError, UserError
+from beyond_imagenet.data.cue_conflict import CATEGORY_INDICES
+from beyond_imagenet.data.folders import scan_class_folders
 from beyond_imagenet.data.label_space import (
     LabelSpace,
     custom_space,
@@ -24,7 +27,9 @@ from beyond_imagenet.data.label_space import (
     imagenet_subset_space,
     imagenet_wnids,
 )
-from beyond_imagenet.errors import DatasetLayoutError, UnknownNameError, UserError
+from beyond_imagenet.data.parquet_source import scan_parquet, snapshot_revision
+from beyond_imagenet.data.pug import CLASS_MAP_FILE, PUG_FACTORS, load_class_map
+from beyond_imagenet.data.samples import Sample
 
 Layout = Literal["class_folders", "imagenet_c", "pug", "parquet"]
 
@@ -33,7 +38,7 @@ IMAGENET_C_CORRUPTIONS: tuple[str, ...] = (  # the 15 standard corruptions, as f
     "impulse_noise", "jpeg_compression", "motion_blur", "pixelate", "shot_noise", "snow", "zoom_blur",
 )  # fmt: skip
 IMAGENET_C_SEVERITIES = (1, 2, 3, 4, 5)
-PUG_CLASS_MAP_FILE = "class_to_imagenet_idx.json"
+PUG_CLASS_MAP_FILE = CLASS_MAP_FILE
 
 
 @dataclass(frozen=True)
@@ -156,7 +161,7 @@ class ImageDataset:
     name: str
     kind: str
     root: Path
-    samples: tuple[FolderSample, ...]
+    samples: tuple[Sample, ...]
     targets: np.ndarray
     label_space: LabelSpace
     variant: str | None = None  # e.g. "fog/3" for ImageNet-C, "Worlds" for PUG
@@ -214,41 +219,55 @@ def _read_json_file(path: str | None, what: str) -> dict | None:
         raise UserError(f"{what} {file} is not valid JSON: {err}") from err
 
 
-def _label_space(kind: str, class_ids: list[str], config: DatasetConfig, root: Path) -> LabelSpace:
-    if kind == "imagenet1k":
-        known = set(imagenet_wnids())
-        unknown = [c for c in class_ids if c not in known]
-        if unknown:
-            raise UserError(f"class folders that are not ImageNet-1k wnids: {', '.join(unknown[:5])}")
-        return imagenet1k_space()
-    if kind == "imagenet_subset":
-        return imagenet_subset_space(class_ids)
-    if kind == "cue_conflict":
-        from beyond_imagenet.analyses.shape_bias import CATEGORY_INDICES
+def _imagenet1k_labels(class_ids: list[str], config: DatasetConfig, root: Path) -> LabelSpace:
+    known = set(imagenet_wnids())
+    unknown = [c for c in class_ids if c not in known]
+    if unknown:
+        raise UserError(f"class folders that are not ImageNet-1k wnids: {', '.join(unknown[:5])}")
+    return imagenet1k_space()
 
-        unknown = sorted(set(class_ids) - set(CATEGORY_INDICES))
-        if unknown:
-            raise DatasetLayoutError(
-                f"{root}: cue-conflict shape folders must be the 16 categories ({', '.join(CATEGORY_INDICES)}); "
-                f"found {', '.join(unknown)}"
-            )
-        return custom_space(list(CATEGORY_INDICES), imagenet_map={c: list(v) for c, v in CATEGORY_INDICES.items()})
-    if kind == "pug":
-        from beyond_imagenet.analyses.pug import load_class_map
 
-        class_map = load_class_map(root / PUG_CLASS_MAP_FILE)
-        unknown = sorted(set(class_ids) - set(class_map))
-        if unknown:
-            raise DatasetLayoutError(
-                f"{root}: PUG class folders not in {PUG_CLASS_MAP_FILE}: {', '.join(unknown[:5])} "
-                "(folder names must equal its keys exactly, e.g. 'Kangarou', 'Table_Lamb')"
-            )
-        return custom_space(sorted(class_map), imagenet_map=class_map)
+def _imagenet_subset_labels(class_ids: list[str], config: DatasetConfig, root: Path) -> LabelSpace:
+    return imagenet_subset_space(class_ids)
+
+
+def _cue_conflict_labels(class_ids: list[str], config: DatasetConfig, root: Path) -> LabelSpace:
+    unknown = sorted(set(class_ids) - set(CATEGORY_INDICES))
+    if unknown:
+        raise DatasetLayoutError(
+            f"{root}: cue-conflict shape folders must be the 16 categories ({', '.join(CATEGORY_INDICES)}); "
+            f"found {', '.join(unknown)}"
+        )
+    return custom_space(list(CATEGORY_INDICES), imagenet_map={c: list(v) for c, v in CATEGORY_INDICES.items()})
+
+
+def _pug_labels(class_ids: list[str], config: DatasetConfig, root: Path) -> LabelSpace:
+    class_map = load_class_map(root / PUG_CLASS_MAP_FILE)
+    unknown = sorted(set(class_ids) - set(class_map))
+    if unknown:
+        raise DatasetLayoutError(
+            f"{root}: PUG class folders not in {PUG_CLASS_MAP_FILE}: {', '.join(unknown[:5])} "
+            "(folder names must equal its keys exactly, e.g. 'Kangarou', 'Table_Lamb')"
+        )
+    return custom_space(sorted(class_map), imagenet_map=class_map)
+
+
+def _custom_labels(class_ids: list[str], config: DatasetConfig, root: Path) -> LabelSpace:
     return custom_space(
         class_ids,
         _read_json_file(config.classnames_file, "classnames file"),
         _read_json_file(config.imagenet_map_file, "imagenet map file"),
     )
+
+
+# label space kind (DatasetConfig.label_space, or the kind's default) -> its builder
+LABEL_SPACES: dict[str, Callable[[list[str], DatasetConfig, Path], LabelSpace]] = {
+    "imagenet1k": _imagenet1k_labels,
+    "imagenet_subset": _imagenet_subset_labels,
+    "cue_conflict": _cue_conflict_labels,
+    "pug": _pug_labels,
+    "custom": _custom_labels,
+}
 
 
 def dataset_kind(name: str, config: DatasetConfig) -> DatasetKind:
@@ -280,16 +299,8 @@ def _size_problems(kind: DatasetKind, n_images: int, class_ids: list[str]) -> li
     return problems
 
 
-def _variant_roots(name: str, kind: DatasetKind, root: Path, check_size: bool) -> list[tuple[str | None, Path]]:
-    """(variant, directory) pairs: one for plain folders, 15 x 5 for ImageNet-C, one per factor for PUG."""
-    if kind.layout == "imagenet_c":
-        expected = [(f"{c}/{s}", root / c / str(s)) for c in IMAGENET_C_CORRUPTIONS for s in IMAGENET_C_SEVERITIES]
-    elif kind.layout == "pug":
-        from beyond_imagenet.analyses.pug import PUG_FACTORS
-
-        expected = [(factor, root / factor) for factor in PUG_FACTORS]
-    else:
-        return [(None, root)]
+def _variant_folders(name: str, kind: DatasetKind, root: Path, check_size: bool, expected: list) -> list:
+    """The ``(variant, directory)`` pairs of ``expected`` present under ``root``; too many missing raises."""
     if not root.is_dir():
         raise DatasetLayoutError(f"dataset {name!r}: directory {root} does not exist ({kind.description})")
     missing = [variant for variant, directory in expected if not directory.is_dir()]
@@ -300,6 +311,27 @@ def _variant_roots(name: str, kind: DatasetKind, root: Path, check_size: bool) -
             "Set check_size: false to run on the ones present."
         )
     return [(variant, directory) for variant, directory in expected if directory.is_dir()]
+
+
+def _plain_variants(name: str, kind: DatasetKind, root: Path, check_size: bool) -> list[tuple[str | None, Path]]:
+    return [(None, root)]
+
+
+def _imagenet_c_variants(name: str, kind: DatasetKind, root: Path, check_size: bool) -> list[tuple[str | None, Path]]:
+    expected = [(f"{c}/{s}", root / c / str(s)) for c in IMAGENET_C_CORRUPTIONS for s in IMAGENET_C_SEVERITIES]
+    return _variant_folders(name, kind, root, check_size, expected)
+
+
+def _pug_variants(name: str, kind: DatasetKind, root: Path, check_size: bool) -> list[tuple[str | None, Path]]:
+    return _variant_folders(name, kind, root, check_size, [(factor, root / factor) for factor in PUG_FACTORS])
+
+
+# class-folder layouts -> (variant, directory) pairs: one for plain folders, 15 x 5 for ImageNet-C, 10 for PUG
+VARIANT_FOLDERS: dict[str, Callable[[str, DatasetKind, Path, bool], list[tuple[str | None, Path]]]] = {
+    "class_folders": _plain_variants,
+    "imagenet_c": _imagenet_c_variants,
+    "pug": _pug_variants,
+}
 
 
 def _check_side_files(name: str, kind: DatasetKind, root: Path) -> None:
@@ -323,16 +355,14 @@ def _scan_variant(name: str, kind: DatasetKind, config: DatasetConfig, root: Pat
         label_space = imagenet1k_space()
         targets = np.array(indices, dtype=np.int64)
     else:
-        label_space = _label_space(label_kind, class_ids, config, label_root)
+        label_space = LABEL_SPACES[label_kind](class_ids, config, label_root)
         position = {c: i for i, c in enumerate(label_space.class_ids)}
         targets = np.array([position[s.class_id] for s in samples], dtype=np.int64)
     return samples, targets, label_space, _size_problems(kind, len(samples), class_ids)
 
 
-def _resolve_parquet(name: str, kind: DatasetKind, config: DatasetConfig) -> ImageDataset:
+def _resolve_parquet(name: str, kind: DatasetKind, config: DatasetConfig) -> list[ImageDataset]:
     """ImageNet-Hard: rows of parquet files at a pinned revision, one label list per image (§7.6)."""
-    from beyond_imagenet.data.parquet_source import scan_parquet, snapshot_revision
-
     root = Path(config.path)
     if not root.is_dir():
         raise DatasetLayoutError(f"dataset {name!r}: directory {root} does not exist ({kind.description})")
@@ -355,21 +385,19 @@ def _resolve_parquet(name: str, kind: DatasetKind, config: DatasetConfig) -> Ima
     if any(not labels or not all(0 <= i < 1000 for i in labels) for labels in label_lists):
         raise DatasetLayoutError(f"dataset {name!r}: every row needs a non-empty list of ImageNet indices 0..999")
     targets = np.array([labels[0] for labels in label_lists], dtype=np.int64)
-    return ImageDataset(
+    dataset = ImageDataset(
         name, kind.name, root, tuple(samples), targets, imagenet1k_space(),
         complete=not problems, label_lists=label_lists, revision=config.revision,
     )  # fmt: skip
+    return [dataset]
 
 
-def resolve_datasets(name: str, config: DatasetConfig) -> list[ImageDataset]:
-    """Scan and validate the dataset ``name`` of params.yaml (all its variants); no model is touched."""
-    kind = dataset_kind(name, config)
-    if kind.layout == "parquet":
-        return [_resolve_parquet(name, kind, config)]
+def _resolve_folders(name: str, kind: DatasetKind, config: DatasetConfig) -> list[ImageDataset]:
+    """Class-folder layouts: every variant scanned, its size checked (unless ``check_size: false``)."""
     root = Path(config.path)
     _check_side_files(name, kind, root)
     datasets = []
-    for variant, directory in _variant_roots(name, kind, root, config.check_size):
+    for variant, directory in VARIANT_FOLDERS[kind.layout](name, kind, root, config.check_size):
         samples, targets, label_space, problems = _scan_variant(name, kind, config, directory, root)
         if problems and config.check_size:
             raise DatasetLayoutError(
@@ -383,6 +411,21 @@ def resolve_datasets(name: str, config: DatasetConfig) -> list[ImageDataset]:
             )
         )
     return datasets
+
+
+# on-disk layout of a kind -> the function that scans it into datasets (one per variant)
+RESOLVERS: dict[str, Callable[[str, DatasetKind, DatasetConfig], list[ImageDataset]]] = {
+    "class_folders": _resolve_folders,
+    "imagenet_c": _resolve_folders,
+    "pug": _resolve_folders,
+    "parquet": _resolve_parquet,
+}
+
+
+def resolve_datasets(name: str, config: DatasetConfig) -> list[ImageDataset]:
+    """Scan and validate the dataset ``name`` of params.yaml (all its variants); no model is touched."""
+    kind = dataset_kind(name, config)
+    return RESOLVERS[kind.layout](name, kind, config)
 
 
 def resolve_dataset(name: str, config: DatasetConfig) -> ImageDataset:

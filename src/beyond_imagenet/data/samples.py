@@ -1,24 +1,30 @@
-"""Decode any sample of a dataset: an image file (class folders), a parquet row (ImageNet-Hard), or a sample
-that decodes itself (``.decode()``: VTAB parquet rows and WebDataset tar members, ``transfer.sources``)."""
+"""What every dataset sample offers the pipeline, whatever holds its image (docs/cache.md, docs/vtab.md).
+
+A sample is an image file of a class-folder dataset (``folders.FolderSample``), a row of a parquet file
+(ImageNet-Hard, ``parquet_source.ParquetSample``) or one image of a VTAB source (``vtab.samples.VtabSample``). All of
+them expose the same small interface, so the loaders never ask which kind they hold.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Protocol
+
 from PIL import Image
 
-from beyond_imagenet.data.decode import decode_rgb, decode_rgb_bytes
-from beyond_imagenet.data.parquet_source import ParquetSample, read_image_bytes
 
+class Sample(Protocol):
+    """One image of a dataset, decodable in a DataLoader worker process (picklable, cheap)."""
 
-def sample_label(sample) -> str:
-    """How errors name a sample: its file, or its parquet file and row id."""
-    in_container = isinstance(sample, ParquetSample) or hasattr(sample, "decode")
-    return f"{sample.path}#{sample.sample_id}" if in_container else str(sample.path)
+    sample_id: str
 
+    @property
+    def name(self) -> str:
+        """How errors name the sample (its file, or its container and row)."""
 
-def decode_sample(sample) -> Image.Image:
-    """8-bit RGB image of ``sample``; raises ImageDecodeError naming it (see decode.decode_rgb)."""
-    if hasattr(sample, "decode"):
-        return sample.decode()
-    if isinstance(sample, ParquetSample):
-        return decode_rgb_bytes(read_image_bytes(sample), sample_label(sample))
-    return decode_rgb(sample.path)
+    @property
+    def plain_file(self) -> Path | None:
+        """The file holding exactly this image's encoded bytes, or None when it lives inside a container."""
+
+    def decode(self) -> Image.Image:
+        """8-bit RGB image; raises ``ImageDecodeError`` naming the sample."""

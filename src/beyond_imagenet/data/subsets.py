@@ -12,8 +12,8 @@ from collections import defaultdict
 
 import numpy as np
 
+from beyond_imagenet.base.errors import UserError
 from beyond_imagenet.data.registry import ImageDataset
-from beyond_imagenet.errors import UserError
 
 
 def indices_by_class(dataset: ImageDataset) -> dict[int, list[int]]:

@@ -8,9 +8,9 @@ from __future__ import annotations
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
+from beyond_imagenet.base.errors import ImageDecodeError
 from beyond_imagenet.data.registry import ImageDataset
-from beyond_imagenet.data.samples import decode_sample, sample_label
-from beyond_imagenet.errors import ImageDecodeError
+from beyond_imagenet.data.samples import Sample
 
 DECODE_CHUNK = 256
 
@@ -25,22 +25,22 @@ class VerifyReport:
         return not self.failures
 
 
-def _decode_error(sample) -> str | None:
+def _decode_error(sample: Sample) -> str | None:
     try:
-        decode_sample(sample)
+        sample.decode()
     except ImageDecodeError as err:
         return err.reason
     return None
 
 
-def decode_all(samples: list, workers: int) -> list[tuple[str, str]]:
+def decode_all(samples: list[Sample], workers: int) -> list[tuple[str, str]]:
     """(sample, reason) for every image that does not decode."""
     if workers <= 1:
         reasons = map(_decode_error, samples)
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             reasons = list(pool.map(_decode_error, samples, chunksize=DECODE_CHUNK))
-    return [(sample_label(s), reason) for s, reason in zip(samples, reasons, strict=True) if reason is not None]
+    return [(s.name, reason) for s, reason in zip(samples, reasons, strict=True) if reason is not None]
 
 
 def verify_datasets(datasets: list[ImageDataset], workers: int, decode: bool = True) -> VerifyReport:

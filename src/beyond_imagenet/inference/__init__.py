@@ -1,1 +1,3 @@
-"""The single GPU pass: every selected model over each dataset, cached to disk (docs/cache.md)."""
+"""Every model pass (docs/cache.md): the cached logits and features of each dataset and sweep point, the
+VTAB feature caches and the CKA Gram pass, all through one Lightning predict loop.
+"""

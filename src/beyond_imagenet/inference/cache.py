@@ -9,7 +9,6 @@ recomputed, never reused.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -17,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from beyond_imagenet.errors import CacheFormatError, NonFiniteLogitsError
-from beyond_imagenet.io_utils import atomic_open, atomic_save_npy, atomic_write_json
+from beyond_imagenet.base.errors import CacheFormatError, NonFiniteLogitsError
+from beyond_imagenet.base.files import atomic_open, atomic_save_npy, atomic_write_json
+from beyond_imagenet.base.hashing import HASH_FORMAT, safe_name
 
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = HASH_FORMAT
 META_FILE = "meta.json"
 ARRAY_FILES = ("logits.npy", "features.npy", "targets.npy")
 IDS_FILE = "sample_ids.json"
@@ -28,20 +28,10 @@ LABEL_LISTS_FILE = "label_lists.json"  # multi-label sets only (ImageNet-Hard): 
 PARTIAL_DIR = "partial"
 
 
-def safe_name(name: str) -> str:
-    """A model or dataset id as a directory name (``timm:a.b`` -> ``timm_a.b``)."""
-    return "".join(c if c.isalnum() or c in "-_.@" else "_" for c in name)
-
-
 def cache_path(cache_root: str | Path, dataset: str, model_id: str, variant: str | None = None) -> Path:
+    """``<cache_root>/<dataset>/[<variant>/]<model>``, each part made file-system safe."""
     parts = [safe_name(dataset)] + ([safe_name(variant)] if variant else []) + [safe_name(model_id)]
     return Path(cache_root).joinpath(*parts)
-
-
-def config_hash(config: dict) -> str:
-    """Stable hash of everything that determines a cache's contents."""
-    payload = json.dumps({"format": CACHE_FORMAT_VERSION, **config}, sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
 @dataclass(frozen=True)
@@ -193,3 +183,34 @@ class PartialChunks:
                 features.append(data["features"])
                 failed.extend(json.loads(str(data["failed"])))
         return np.concatenate(indices), np.concatenate(logits), np.concatenate(features), failed
+
+
+def label_space_logits(cache: InferenceCache) -> np.ndarray:
+    """The cache's logits restricted to the dataset's classes, column ``k`` = dataset class ``k``.
+
+    * output space ``label_space``: already per dataset class (CLIP head over the dataset's own names);
+    * output space ``imagenet1k`` on an ImageNet-1k dataset: unchanged;
+    * output space ``imagenet1k`` on a subset (IN-A/R style): keep the subset's columns in sorted-wnid order,
+      before any softmax, exactly as the 200-class masks of §2.2.
+    """
+    output = cache.meta.get("output_space", {"kind": "imagenet1k"})
+    label = cache.meta.get("label_space", {"kind": "imagenet1k"})
+    logits = cache.logits
+    if output.get("kind") == "label_space":
+        return logits
+    if output.get("kind") != "imagenet1k":
+        raise CacheFormatError(f"{cache.path}: unknown output_space kind {output.get('kind')!r} (docs/cache.md)")
+    if logits.shape[1] != 1000:
+        raise CacheFormatError(f"{cache.path}: output_space imagenet1k needs 1000 logit columns, has {logits.shape[1]}")
+    if label.get("kind") == "imagenet1k":
+        return logits
+    columns = label.get("imagenet_columns")
+    if not columns:
+        raise CacheFormatError(
+            f"{cache.path}: label space {label.get('kind')!r} has no one-to-one imagenet_columns, so ImageNet "
+            "logits cannot be restricted to its classes (docs/cache.md)"
+        )
+    columns = np.asarray(columns)
+    if not np.issubdtype(columns.dtype, np.integer) or columns.min() < 0 or columns.max() >= 1000:
+        raise CacheFormatError(f"{cache.path}: label_space.imagenet_columns must be integers in 0..999")
+    return logits[:, columns.astype(np.int64)]

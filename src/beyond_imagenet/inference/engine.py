@@ -18,10 +18,11 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
-from beyond_imagenet.errors import NonFiniteLogitsError
+from beyond_imagenet.base.errors import NonFiniteLogitsError, UserError
+from beyond_imagenet.base.progress import RateReporter
 from beyond_imagenet.inference.cache import PartialChunks
+from beyond_imagenet.inference.tensor_decode import decode_and_preprocess
 from beyond_imagenet.models.backbone import Backbone
-from beyond_imagenet.progress import RateReporter
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +80,6 @@ class MultiModelPredictor(L.LightningModule):
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         self.forward_calls += 1
         if self.tensor_decode_specs is not None:
-            from beyond_imagenet.inference.tensor_decode import decode_and_preprocess
-
             inputs, errors = decode_and_preprocess(batch["data"], self.tensor_decode_specs, self.device)
             errors = [read or decoded for read, decoded in zip(batch["error"], errors, strict=True)]
             batch = {**batch, "inputs": inputs, "error": errors}
@@ -193,8 +192,6 @@ def make_trainer(accelerator: str, precision: str, callbacks: list[Callback]) ->
 
 def resolve_accelerator(device: str, what: str = "params: inference.device") -> str:
     """'auto' -> 'gpu' when CUDA is visible, else 'cpu'; 'cuda' or 'gpu' must find a GPU. ``what`` names the setting."""
-    from beyond_imagenet.errors import UserError
-
     if device == "auto":
         return "gpu" if torch.cuda.is_available() else "cpu"
     if device in ("cuda", "gpu"):

@@ -1,12 +1,12 @@
-"""Fidelity of a faster setting: the same models on the same images under two inference settings (issue 6).
+"""Fidelity of a faster setting: the same models on the same images under two inference settings.
 
 ``beyond-imagenet fidelity --dataset D --a precision=fp32 --b precision=bf16`` fills one cache per side (each in
 its own folder ``<cache_dir>/fidelity/<side label>/``, so the main caches are untouched) and compares them per
-model on the dataset's label space (PROTOCOL §2.2: logits restricted to its classes before any softmax):
+model on the dataset's label space (docs/protocol.md §2.2: logits restricted to its classes before any softmax):
 
 - ``top1_agreement``: % of images whose top-1 class is the same under both settings;
 - ``top1_a``, ``top1_b``, ``delta_top1`` (b - a, percentage points);
-- ``ece_a``, ``ece_b``, ``delta_ece`` (15 bins, PROTOCOL §5);
+- ``ece_a``, ``ece_b``, ``delta_ece`` (15 bins, docs/protocol.md §5);
 - ``max_abs_logit_diff`` and ``mean_abs_logit_diff``.
 
 A side is ``key=value`` pairs over the inference settings that may change numbers: ``precision`` (fp32 | bf16),
@@ -21,8 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from beyond_imagenet.config import InferenceConfig, Params, parse_params, section_as_dict
-from beyond_imagenet.errors import UserError
+from beyond_imagenet.base.config import InferenceConfig, parse_section, section_as_dict
+from beyond_imagenet.base.errors import UserError
+from beyond_imagenet.data.registry import ImageDataset
+from beyond_imagenet.inference.cache import label_space_logits, load_cache
+from beyond_imagenet.inference.jobs import log_up_to_date, plan_jobs
+from beyond_imagenet.inference.run import run_jobs
+from beyond_imagenet.metrics.accuracy import topk_accuracy
+from beyond_imagenet.metrics.calibration import expected_calibration_error, softmax_confidence
 
 SETTINGS = ("precision", "channels_last", "compile", "decode")
 _BOOLEANS = {"true": True, "false": False}
@@ -45,24 +51,20 @@ def side_label(side: dict[str, object]) -> str:
     return "_".join(f"{k}-{str(v).lower()}" for k, v in sorted(side.items()))
 
 
-def side_params(params: Params, side: dict[str, object]) -> Params:
-    """``params`` with the side's inference settings and its own cache folder, re-validated."""
-    data = section_as_dict(params)
-    inference = {**data["inference"], **side}
-    inference["cache_dir"] = str(Path(params.inference.cache_dir) / "fidelity" / side_label(side))
+def side_inference(inference: InferenceConfig, side: dict[str, object]) -> InferenceConfig:
+    """``inference`` with the side's settings and its own cache folder, re-validated."""
     unknown = set(side) - {f.name for f in dataclasses.fields(InferenceConfig)}
     if unknown:
         raise UserError(f"unknown inference setting(s) {sorted(unknown)}")
-    return parse_params({**data, "inference": inference})
+    data = {**section_as_dict(inference), **side}
+    data["cache_dir"] = str(Path(inference.cache_dir) / "fidelity" / side_label(side))
+    return parse_section(InferenceConfig, data, "inference")
 
 
 def compare_logits(
     logits_a: np.ndarray, logits_b: np.ndarray, targets: np.ndarray, n_bins: int = 15
 ) -> dict[str, float]:
     """Agreement and accuracy/ECE change between two logit arrays of the same images (rows aligned)."""
-    from beyond_imagenet.analyses.accuracy import topk_accuracy
-    from beyond_imagenet.analyses.calibration_metrics import expected_calibration_error, softmax_confidence
-
     if logits_a.shape != logits_b.shape or len(targets) != len(logits_a):
         raise UserError(f"cannot compare logits of shapes {logits_a.shape} and {logits_b.shape}")
     result: dict[str, float] = {"n_samples": float(len(targets))}
@@ -81,19 +83,19 @@ def compare_logits(
 
 
 def run_fidelity(
-    params: Params, dataset: str, model_ids: Sequence[str], side_a: dict[str, object], side_b: dict[str, object]
+    datasets: Sequence[ImageDataset],
+    model_ids: Sequence[str],
+    inference: InferenceConfig,
+    side_a: dict[str, object],
+    side_b: dict[str, object],
 ) -> dict:
-    """Fill (or reuse) both sides' caches, then compare them model by model."""
-    from beyond_imagenet.analyses.common import label_space_logits
-    from beyond_imagenet.inference.cache import load_cache
-    from beyond_imagenet.inference.run import log_up_to_date, plan_jobs, run_jobs
-
+    """Fill (or reuse) both sides' caches of ``datasets`` (one dataset's variants), then compare them per model."""
     if side_a == side_b:
         raise UserError(f"the two fidelity sides are identical ({side_a}); change at least one setting")
-    sides = {"a": side_params(params, side_a), "b": side_params(params, side_b)}
-    jobs = {name: plan_jobs(p, [dataset], model_ids) for name, p in sides.items()}  # validates before any model
-    for name, p in sides.items():
-        run_jobs(log_up_to_date(jobs[name]), p)
+    sides = {"a": side_inference(inference, side_a), "b": side_inference(inference, side_b)}
+    jobs = {name: plan_jobs(datasets, model_ids, config) for name, config in sides.items()}  # validates first
+    for name, config in sides.items():
+        run_jobs(log_up_to_date(jobs[name]), config)
     per_model = {}
     for job_a, job_b in zip(jobs["a"], jobs["b"], strict=True):
         cache_a, cache_b = load_cache(job_a.path), load_cache(job_b.path)
@@ -102,4 +104,4 @@ def run_fidelity(
         key = f"{job_a.dataset.key}/{job_a.spec.id}"
         per_model[key] = compare_logits(label_space_logits(cache_a), label_space_logits(cache_b), cache_a.targets)
         per_model[key]["caches"] = {"a": str(job_a.path), "b": str(job_b.path)}
-    return {"dataset": dataset, "a": side_a, "b": side_b, "results": per_model}
+    return {"dataset": datasets[0].name, "a": side_a, "b": side_b, "results": per_model}

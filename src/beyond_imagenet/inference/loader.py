@@ -14,16 +14,16 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from beyond_imagenet.data.samples import decode_sample, sample_label
-from beyond_imagenet.errors import ImageDecodeError
+from beyond_imagenet.base.errors import ImageDecodeError
+from beyond_imagenet.data.samples import Sample
 from beyond_imagenet.models.preprocessing import PreprocessSpec, build_transform
 
 
 class DecodeOnceDataset(Dataset):
     """Items: ``{"index": dataset index, "inputs": {preprocessing key: tensor}, "error": "" or reason}``."""
 
-    def __init__(self, samples: Sequence, indices: np.ndarray, specs: dict[str, PreprocessSpec]):
-        """``samples``: FolderSample-like objects with ``.path``, or ParquetSample rows (ImageNet-Hard)."""
+    def __init__(self, samples: Sequence[Sample], indices: np.ndarray, specs: dict[str, PreprocessSpec]):
+        """``samples``: any dataset samples (data/samples.py); ``indices``: the ones to load, in order."""
         self.samples = list(samples)
         self.indices = np.asarray(indices, dtype=np.int64)
         self.specs = dict(specs)
@@ -42,7 +42,7 @@ class DecodeOnceDataset(Dataset):
         for spec in self.specs.values():
             if spec.resize_mode == "none" and size != (spec.crop, spec.crop):
                 raise ImageDecodeError(
-                    sample_label(self.samples[index]),
+                    self.samples[index].name,
                     f"image is {size[0]}x{size[1]}, but geometry 'none' feeds it unresized to a "
                     f"{spec.crop}x{spec.crop} model; set geometry: model for this dataset",
                 )
@@ -50,7 +50,7 @@ class DecodeOnceDataset(Dataset):
     def __getitem__(self, position: int) -> dict:
         index = int(self.indices[position])
         try:
-            image = decode_sample(self.samples[index])
+            image = self.samples[index].decode()
             self._check_size(image.size, index)
             inputs = {key: transform(image) for key, transform in self._get_transforms().items()}
             error = ""

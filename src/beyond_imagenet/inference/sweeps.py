@@ -1,4 +1,4 @@
-"""Cached transformation-invariance sweeps (PROTOCOL §9, paper Fig. 7): every sweep point is a cache variant.
+"""Cached transformation-invariance sweeps (docs/protocol.md §9, paper Fig. 7): every sweep point is a cache variant.
 
 The invariance dataset (``analyses.invariance.dataset``, an ImageNet-val-like set, optionally cut to its first
 ``images_per_class`` images per class) is evaluated once per sweep point, each into its own cache variant:
@@ -23,23 +23,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
-from beyond_imagenet.analyses.invariance_transforms import (
-    build_at_resolution,
-    scale_preprocess,
-    shift_preprocess,
-    spec_at_resolution,
-)
-from beyond_imagenet.config import InvarianceConfig, Params
-from beyond_imagenet.data.registry import ImageDataset, resolve_datasets
+from beyond_imagenet.base.config import InferenceConfig, InvarianceConfig
+from beyond_imagenet.base.errors import UserError
+from beyond_imagenet.data.registry import ImageDataset
 from beyond_imagenet.data.subsets import stratified_subset
-from beyond_imagenet.errors import UnknownNameError, UserError
-from beyond_imagenet.inference.run import CacheJob, log_up_to_date, make_job, run_jobs
-from beyond_imagenet.models.catalogue import ModelSpec, resolve_model
+from beyond_imagenet.inference.jobs import CacheJob, log_up_to_date, make_job
+from beyond_imagenet.inference.run import run_jobs
+from beyond_imagenet.models.build import build_at_resolution, spec_at_resolution
+from beyond_imagenet.models.catalogue import resolve_model
 from beyond_imagenet.models.preprocessing import PreprocessSpec, resolve_preprocessing
+from beyond_imagenet.models.spec import ModelSpec
+from beyond_imagenet.models.sweep_transforms import SWEEP_KINDS, scale_preprocess, shift_preprocess
+from beyond_imagenet.models.weights import ensure_weights_available
 
 log = logging.getLogger(__name__)
 
-SWEEP_KINDS: tuple[str, ...] = ("scale", "shift", "resolution")
 SWEEP_PARAMS: dict[str, str] = {"scale": "scales", "shift": "shifts", "resolution": "resolutions"}
 INFER_HINT = "run `beyond-imagenet infer` (or `dvc repro`): it writes the sweep caches of analyses.invariance"
 
@@ -92,15 +90,11 @@ def sweep_variant(config: InvarianceConfig, point: SweepPoint) -> str:
     return f"{base}/{point.label}" if base else point.label
 
 
-def invariance_dataset(params: Params) -> ImageDataset:
-    """Scan and check the invariance dataset, cut to ``images_per_class`` per class when set (no model built)."""
-    config = params.analyses.invariance
-    if config.dataset is None:
-        raise UserError("analyses.invariance.dataset is not set: name the ImageNet val dataset to sweep (§9)")
-    name = config.dataset
-    if name not in params.datasets:
-        raise UnknownNameError("dataset", name, params.datasets)
-    variants = resolve_datasets(name, params.datasets[name])
+def sweep_dataset(name: str, variants: list[ImageDataset], config: InvarianceConfig) -> ImageDataset:
+    """The scanned invariance dataset ``name`` checked to be sweepable, cut to ``images_per_class`` when set.
+
+    ``variants`` is what ``data.registry.resolve_datasets`` returns for it; no model is built here.
+    """
     problem = None
     if len(variants) != 1:
         problem = f"it has {len(variants)} variants (e.g. {variants[0].variant!r})"
@@ -123,47 +117,58 @@ def invariance_dataset(params: Params) -> ImageDataset:
     return dataset
 
 
-def _base_preprocessing(params: Params, spec: ModelSpec) -> PreprocessSpec:
-    prep = resolve_preprocessing(spec, params.inference.preprocessing)
+def _base_preprocessing(mode: str, spec: ModelSpec) -> PreprocessSpec:
+    prep = resolve_preprocessing(spec, mode)
     if prep.resize_mode not in ("shortest", "squash"):
         raise UserError(f"{spec.id}: the invariance sweeps need a resize-and-crop transform, got {prep.resize_mode!r}")
     return prep
 
 
-def resolution_preprocessing(params: Params, spec: ModelSpec, r: int) -> PreprocessSpec:
+def resolution_preprocessing(mode: str, spec: ModelSpec, r: int) -> PreprocessSpec:
     """§9.3: the model's preprocessing resolved at input size ``r`` (paper mode: ``resolution_preprocess``).
 
     A library-native transform whose size comes from the pretrained cfg (timm) is rescaled to ``r`` keeping its
     resize / crop ratio.
     """
-    prep = resolve_preprocessing(spec_at_resolution(spec, r), params.inference.preprocessing)
+    prep = resolve_preprocessing(spec_at_resolution(spec, r), mode)
     if prep.crop != r:
         prep = dataclasses.replace(prep, resize=math.floor(r * prep.resize / prep.crop), crop=r)
     return prep
 
 
-def point_job_spec(params: Params, spec: ModelSpec, point: SweepPoint) -> tuple[ModelSpec, PreprocessSpec]:
-    """(the model spec the point runs, its preprocessing) for one sweep point."""
-    if point.kind == "scale":
-        return spec, scale_preprocess(_base_preprocessing(params, spec), point.value)
-    if point.kind == "shift":
-        return spec, shift_preprocess(_base_preprocessing(params, spec), point.value)
-    r = int(point.value)
-    return spec_at_resolution(spec, r), resolution_preprocessing(params, spec, r)
+def _scale_point(mode: str, spec: ModelSpec, value: float) -> tuple[ModelSpec, PreprocessSpec]:
+    return spec, scale_preprocess(_base_preprocessing(mode, spec), value)
 
 
-def plan_sweep_jobs(params: Params, model_ids: Sequence[str] | None = None) -> list[CacheJob]:
-    """One cache job per (sweep point, model) on the invariance dataset; validates everything, builds nothing."""
-    specs = [resolve_model(m) for m in (model_ids or params.models)]
-    config = params.analyses.invariance
-    dataset = invariance_dataset(params)
+def _shift_point(mode: str, spec: ModelSpec, value: float) -> tuple[ModelSpec, PreprocessSpec]:
+    return spec, shift_preprocess(_base_preprocessing(mode, spec), value)
+
+
+def _resolution_point(mode: str, spec: ModelSpec, value: float) -> tuple[ModelSpec, PreprocessSpec]:
+    return spec_at_resolution(spec, int(value)), resolution_preprocessing(mode, spec, int(value))
+
+
+# sweep kind -> (the model spec a point runs, its preprocessing)
+POINT_SPECS = {"scale": _scale_point, "shift": _shift_point, "resolution": _resolution_point}
+
+
+def point_job_spec(mode: str, spec: ModelSpec, point: SweepPoint) -> tuple[ModelSpec, PreprocessSpec]:
+    """(the model spec the point runs, its preprocessing) for one sweep point under preprocessing ``mode``."""
+    return POINT_SPECS[point.kind](mode, spec, point.value)
+
+
+def plan_sweep_jobs(
+    dataset: ImageDataset, model_ids: Sequence[str], config: InvarianceConfig, inference: InferenceConfig
+) -> list[CacheJob]:
+    """One cache job per (sweep point, model) on the invariance dataset (``sweep_dataset``); builds nothing."""
+    specs = [resolve_model(m) for m in model_ids]
     files_sha256 = dataset.manifest_sha256()
     jobs = []
     for spec in specs:
         for point in sweep_points(config, spec):
             point_dataset = dataclasses.replace(dataset, variant=sweep_variant(config, point))
-            job_spec, prep = point_job_spec(params, spec, point)
-            jobs.append(make_job(params, point_dataset, job_spec, prep, files_sha256, {"sweep": point.as_record()}))
+            job_spec, prep = point_job_spec(inference.preprocessing, spec, point)
+            jobs.append(make_job(inference, point_dataset, job_spec, prep, files_sha256, {"sweep": point.as_record()}))
     return jobs
 
 
@@ -172,26 +177,27 @@ def _resolution_builder(native: dict[str, ModelSpec], r: int, spec: ModelSpec):
 
 
 def run_invariance_sweeps(
-    params: Params, model_ids: Sequence[str] | None = None, callbacks: Sequence = ()
+    dataset: ImageDataset,
+    model_ids: Sequence[str],
+    config: InvarianceConfig,
+    inference: InferenceConfig,
+    callbacks: Sequence = (),
 ) -> list[CacheJob]:
     """Fill every missing or outdated sweep cache; return all sweep jobs (complete ones untouched).
 
     Scale and shift: each model built once, one pass per point with all models. Resolution: per ``r``, the models
     built at ``r`` (:func:`build_at_resolution`) and one pass. Nothing is built when every cache is complete.
     """
-    from beyond_imagenet.models.weights import ensure_weights_available
-
-    model_ids = list(model_ids or params.models)
-    jobs = plan_sweep_jobs(params, model_ids)
+    jobs = plan_sweep_jobs(dataset, model_ids, config, inference)
     todo = log_up_to_date(jobs)
     if not todo:
         return jobs
     native = {spec.id: spec for spec in map(resolve_model, model_ids)}
     ensure_weights_available([native[i] for i in dict.fromkeys(job.spec.id for job in todo)])
-    run_jobs([job for job in todo if job.config["sweep"]["kind"] != "resolution"], params, callbacks)
+    run_jobs([job for job in todo if job.config["sweep"]["kind"] != "resolution"], inference, callbacks)
     resolutions = sorted({job.config["sweep"]["value"] for job in todo if job.config["sweep"]["kind"] == "resolution"})
     for r in resolutions:
         at_r = [job for job in todo if job.config["sweep"] == {"kind": "resolution", "value": r}]
         log.info("resolution %d: %s", r, ", ".join(job.spec.id for job in at_r))
-        run_jobs(at_r, params, callbacks, build=partial(_resolution_builder, native, r))
+        run_jobs(at_r, inference, callbacks, build=partial(_resolution_builder, native, r))
     return jobs

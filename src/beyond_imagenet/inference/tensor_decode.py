@@ -23,10 +23,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from beyond_imagenet.data.decode import _os_reason, decode_rgb_bytes
-from beyond_imagenet.data.parquet_source import ParquetSample
-from beyond_imagenet.errors import ImageDecodeError, UserError
-from beyond_imagenet.models.preprocessing import PreprocessSpec
+from beyond_imagenet.base.compat import import_torchvision
+from beyond_imagenet.base.errors import ImageDecodeError, UserError
+from beyond_imagenet.data.decode import decode_rgb_bytes, os_reason
+from beyond_imagenet.data.samples import Sample
+from beyond_imagenet.models.preprocessing import PreprocessSpec, interpolation_mode
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,9 @@ _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start of fra
 _native_ok: bool | None = None  # whether torchvision's image extension loads (checked once per process)
 
 
-def supports_tensor_decode(samples: Sequence) -> bool:
-    """True when every sample is a plain file (``.path``); parquet rows and self-decoding samples are not."""
-    return all(hasattr(s, "path") and not hasattr(s, "decode") and not isinstance(s, ParquetSample) for s in samples)
+def supports_tensor_decode(samples: Sequence[Sample]) -> bool:
+    """True when every sample is a plain image file (``plain_file``); images inside containers are not."""
+    return all(s.plain_file is not None for s in samples)
 
 
 def check_tensor_specs(specs: dict[str, PreprocessSpec]) -> None:
@@ -52,7 +53,7 @@ def check_tensor_specs(specs: dict[str, PreprocessSpec]) -> None:
 class RawBytesDataset(Dataset):
     """Items: ``{"index", "data": uint8 1-D tensor of the file's bytes, "error": "" or reason}``."""
 
-    def __init__(self, samples: Sequence, indices: np.ndarray):
+    def __init__(self, samples: Sequence[Sample], indices: np.ndarray):
         self.samples = list(samples)
         self.indices = np.asarray(indices, dtype=np.int64)
 
@@ -62,11 +63,11 @@ class RawBytesDataset(Dataset):
     def __getitem__(self, position: int) -> dict:
         index = int(self.indices[position])
         try:
-            with open(self.samples[index].path, "rb") as handle:
+            with open(self.samples[index].plain_file, "rb") as handle:
                 raw = handle.read()
             error = "" if raw else "empty file (0 bytes)"
         except OSError as exc:
-            raw, error = b"", _os_reason(exc)
+            raw, error = b"", os_reason(exc)
         data = torch.frombuffer(bytearray(raw), dtype=torch.uint8) if raw else torch.empty(0, dtype=torch.uint8)
         return {"index": index, "data": data, "error": error}
 
@@ -140,8 +141,6 @@ def _wait_for_current_stream(device) -> None:
 
 def decode_batch(datas: list[torch.Tensor], device) -> tuple[list[torch.Tensor | None], list[str]]:
     """Decode each image to a [3, H, W] uint8 tensor on ``device`` (None + reason where it fails)."""
-    from beyond_imagenet._compat import import_torchvision
-
     io = import_torchvision().io
     images: list[torch.Tensor | None] = [None] * len(datas)
     errors = [""] * len(datas)
@@ -177,10 +176,8 @@ def decode_batch(datas: list[torch.Tensor], device) -> tuple[list[torch.Tensor |
 
 def _geometry(image: torch.Tensor, spec: PreprocessSpec) -> torch.Tensor:
     """Resize and centre crop uint8 [..., 3, H, W] images of one size as ``build_transform`` does (same sizes)."""
-    from beyond_imagenet.models.preprocessing import _interpolation_mode
-
     functional = import_v2_functional()
-    interpolation = _interpolation_mode(spec.interpolation)
+    interpolation = interpolation_mode(spec.interpolation)
     if spec.resize_mode == "none":
         return image
     if spec.resize_mode == "squash":
@@ -204,8 +201,6 @@ def geometry_by_size(images: list[torch.Tensor | None], spec: PreprocessSpec, de
 
 
 def import_v2_functional():
-    from beyond_imagenet._compat import import_torchvision
-
     import_torchvision()
     from torchvision.transforms.v2 import functional
 

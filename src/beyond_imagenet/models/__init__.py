@@ -1,1 +1,4 @@
-"""Model catalogue, preprocessing, weights and the Backbone interface over timm and OpenCLIP (PROTOCOL §1)."""
+"""Models: specs and the catalogue, one backend per library (timm, OpenCLIP), preprocessing, weights, layer taps.
+
+docs/protocol.md §1; docs/architecture.md lists what goes where.
+"""

@@ -1,12 +1,12 @@
 """Evaluation preprocessing, resolved per model in one place and recorded with every result.
 
-PROTOCOL.md §1.3 (DESIGN.md principle 2). The default, ``paper``, is the official code's transform:
+docs/protocol.md §1.3 (docs/architecture.md, principle 2). The default, ``paper``, is the official code's transform:
 
 * supervised: resize the shorter side to ``int(size / 0.875)`` (256 for 224) with **bilinear** (PIL,
   antialiased), centre-crop ``size``, model normalisation (ImageNet for the paper's models);
 * CLIP: resize the shorter side to ``size`` with **bicubic**, centre-crop ``size``, CLIP normalisation.
 
-``native`` is the library's own eval transform (timm's pretrained cfg, open_clip's preprocess cfg).
+``native`` is the library's own eval transform, as its backend reads it (timm's or open_clip's pretrained cfg).
 Every image is converted to RGB by the decoder before any of these steps.
 
 The shift sweep of PROTOCOL §9.2 is a resize mode too (``shift``), so a sweep point is a plain, recorded spec
@@ -18,12 +18,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from beyond_imagenet.errors import UnknownNameError, UserError
-from beyond_imagenet.models.catalogue import ModelSpec
+from beyond_imagenet.base.compat import import_torchvision
+from beyond_imagenet.base.errors import UnknownNameError
+from beyond_imagenet.models.backends import backend_for
+from beyond_imagenet.models.spec import ModelSpec
 
 PreprocessingMode = Literal["paper", "native"]
 PREPROCESSING_MODES: tuple[str, ...] = ("paper", "native")
@@ -81,41 +82,6 @@ def _paper_spec(model: ModelSpec) -> PreprocessSpec:
     return PreprocessSpec("paper", resize, model.input_size, "bilinear", model.mean, model.std)
 
 
-def _native_timm_spec(model: ModelSpec) -> PreprocessSpec:
-    import timm
-
-    cfg = timm.models.get_pretrained_cfg(model.architecture + (f".{model.weights}" if model.weights else "")).to_dict()
-    size = int(cfg.get("input_size", (3, model.input_size, model.input_size))[-1])
-    crop_pct = float(cfg.get("crop_pct", PAPER_SUPERVISED_CROP_PCT))
-    interpolation = cfg.get("interpolation", "bicubic")
-    if interpolation not in ("bilinear", "bicubic"):
-        interpolation = "bicubic"
-    return PreprocessSpec(
-        "native",
-        math.floor(size / crop_pct),  # as timm resolves scale_size
-        size,
-        interpolation,
-        tuple(cfg.get("mean", model.mean)),
-        tuple(cfg.get("std", model.std)),
-    )
-
-
-def _native_open_clip_spec(model: ModelSpec) -> PreprocessSpec:
-    """open_clip's eval transform from the pretrained cfg: interpolation and resize mode (default shortest)."""
-    import open_clip
-
-    cfg = open_clip.get_pretrained_cfg(model.architecture, model.weights) or {}
-    interpolation = cfg.get("interpolation", "bicubic")
-    resize_mode = cfg.get("resize_mode", "shortest")
-    if interpolation not in ("bilinear", "bicubic") or resize_mode not in ("shortest", "squash"):
-        raise UserError(
-            f"{model.id}: open_clip's native transform uses interpolation={interpolation!r}, "
-            f"resize_mode={resize_mode!r}, which beyond-imagenet does not reproduce; use preprocessing: paper"
-        )
-    size = model.input_size
-    return PreprocessSpec("native", size, size, interpolation, model.mean, model.std, resize_mode=resize_mode)
-
-
 def resolve_preprocessing(model: ModelSpec, mode: str = "paper") -> PreprocessSpec:
     """Return the eval transform of ``model`` under ``mode`` (`paper` = §1.3, `native` = library default)."""
     if mode == "paper" or model.weights is None:
@@ -125,9 +91,7 @@ def resolve_preprocessing(model: ModelSpec, mode: str = "paper") -> PreprocessSp
         return _paper_spec(model)
     if mode != "native":
         raise UnknownNameError("preprocessing mode", mode, PREPROCESSING_MODES)
-    if model.source == "timm":
-        return _native_timm_spec(model)
-    return _native_open_clip_spec(model)
+    return PreprocessSpec("native", **backend_for(model).native_preprocessing(model))
 
 
 def without_geometry(spec: PreprocessSpec) -> PreprocessSpec:
@@ -136,12 +100,11 @@ def without_geometry(spec: PreprocessSpec) -> PreprocessSpec:
 
 
 def _torchvision_transforms():
-    from beyond_imagenet._compat import import_torchvision
-
     return import_torchvision().transforms
 
 
-def _interpolation_mode(name: str):
+def interpolation_mode(name: str):
+    """torchvision's InterpolationMode of ``bilinear`` or ``bicubic``."""
     modes = _torchvision_transforms().InterpolationMode
     return {"bilinear": modes.BILINEAR, "bicubic": modes.BICUBIC}[name]
 
@@ -168,7 +131,7 @@ class ShiftCrop:
     def __init__(self, R: int, crop: int, d: float, interpolation: str = "bilinear", antialias: bool = True):
         self.R, self.crop, self.d = R, crop, d
         self.resize = _torchvision_transforms().Resize(
-            (crop, crop), interpolation=_interpolation_mode(interpolation), antialias=antialias
+            (crop, crop), interpolation=interpolation_mode(interpolation), antialias=antialias
         )
 
     def __call__(self, img):
@@ -184,7 +147,7 @@ class ShiftCrop:
 def build_transform(spec: PreprocessSpec):
     """torchvision transform (PIL RGB image -> normalised float tensor [3, crop, crop]) for ``spec``."""
     transforms = _torchvision_transforms()
-    interpolation = _interpolation_mode(spec.interpolation)
+    interpolation = interpolation_mode(spec.interpolation)
     if spec.resize_mode == "none":
         geometry = []
     elif spec.resize_mode == "shift":

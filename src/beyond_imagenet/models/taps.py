@@ -1,4 +1,4 @@
-"""Layer taps for representation similarity (PROTOCOL §10): which modules, and their flattened outputs.
+"""Layer taps for representation similarity (docs/protocol.md §10): which modules, and their flattened outputs.
 
 Layer types per family, as the paper's Fig. 8 panels (forward order within each):
 
@@ -10,13 +10,13 @@ Layer types per family, as the paper's Fig. 8 panels (forward order within each)
   convs are not included; recorded as the choice); linear = pwconv1/pwconv2 (``mlp.fc1``/``fc2``);
   normalisation = block LayerNorms plus the stem and downsample LayerNorms.
 
-``all`` is the union in forward (module registration) order. Activations are flattened to one row per image:
+The module-name patterns of each library are its backend's (``ModelBackend.layer_patterns``). ``all`` is the union
+in forward (module registration) order. Activations are flattened to one row per image:
 tokens [B, T, D] -> [B, T*D], maps [B, C, H, W] -> [B, C*H*W]; sequence-first tokens are made batch-first.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -24,33 +24,17 @@ import torch
 from torch import nn
 
 from beyond_imagenet.models.backbone import Backbone
+from beyond_imagenet.models.backends import backend_for
 
 LAYER_TYPES = ("all", "attention_or_conv", "linear", "normalisation")
 CONVNEXT_CONV_CHOICE = "block depthwise 7x7 convs only (no stem / downsample convs)"
 
-_PATTERNS: dict[str, dict[str, re.Pattern]] = {
-    "vit": {
-        "attention_or_conv": re.compile(r"(^|\.)(blocks|resblocks)\.\d+\.attn$"),
-        "linear": re.compile(r"(^|\.)(blocks|resblocks)\.\d+\.mlp\.(fc1|fc2|c_fc|c_proj)$"),
-        "normalisation": re.compile(
-            r"((^|\.)(blocks|resblocks)\.\d+\.(norm1|norm2|ln_1|ln_2)$|^(norm|ln_pre|ln_post)$)"
-        ),
-    },
-    "convnet": {
-        "attention_or_conv": re.compile(r"(^|\.)stages\.\d+\.blocks\.\d+\.conv_dw$"),
-        "linear": re.compile(r"(^|\.)stages\.\d+\.blocks\.\d+\.mlp\.(fc1|fc2)$"),
-        "normalisation": re.compile(r"((^|\.)stages\.\d+\.blocks\.\d+\.norm$|(^|\.)stem\.1$|(^|\.)downsample\.0$)"),
-    },
-}
-
 
 def layer_sets(backbone: Backbone) -> dict[str, list[str]]:
     """Module names of the image model per layer type (keys of :data:`LAYER_TYPES`)."""
-    family = backbone.spec.family
-    if family not in _PATTERNS:
-        raise ValueError(f"{backbone.spec.id}: CKA layer sets are defined for ViT and ConvNeXt, not {family!r}")
+    patterns = backend_for(backbone.spec).layer_patterns(backbone.spec)
     names = [name for name, _ in backbone.image_model.named_modules()]
-    sets = {kind: [n for n in names if pattern.search(n)] for kind, pattern in _PATTERNS[family].items()}
+    sets = {kind: [n for n in names if pattern.search(n)] for kind, pattern in patterns.items()}
     wanted = {n for layer_names in sets.values() for n in layer_names}
     sets["all"] = [n for n in names if n in wanted]
     empty = [kind for kind, layer_names in sets.items() if not layer_names]

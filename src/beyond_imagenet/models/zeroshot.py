@@ -1,4 +1,4 @@
-"""CLIP zero-shot classification head (PROTOCOL.md §1.4).
+"""CLIP zero-shot classification head (docs/protocol.md §1.4).
 
 For each class: format the 80 OpenAI templates with the class name, encode them with the text tower,
 L2-normalise each embedding, average, L2-normalise the average. Stacked, these give ``W`` [embed_dim, C];
@@ -17,9 +17,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from beyond_imagenet.io_utils import atomic_torch_save
-from beyond_imagenet.models.catalogue import ModelSpec
-from beyond_imagenet.progress import RateReporter
+from beyond_imagenet.base.files import atomic_torch_save
+from beyond_imagenet.base.progress import RateReporter
+from beyond_imagenet.models.backends import backend_for
+from beyond_imagenet.models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +42,6 @@ def openai_imagenet_classnames() -> list[str]:
     from open_clip import IMAGENET_CLASSNAMES
 
     return list(IMAGENET_CLASSNAMES)
-
-
-def _tokenizer_for(spec: ModelSpec):
-    import open_clip
-
-    # Demo towers use the standard CLIP BPE tokenizer (context 77), like ViT-B-16.
-    return open_clip.get_tokenizer("ViT-B-16" if spec.source == "open_clip_custom" else spec.architecture)
 
 
 def head_key(spec: ModelSpec, classnames: Sequence[str]) -> str:
@@ -100,7 +94,7 @@ def load_or_build_zeroshot_weights(
         return payload["weights"], json.loads(payload["info"])
     log.info("building zero-shot head for %s: %d classes x 80 templates", spec.id, len(classnames))
     clip_model.to(device)
-    weights = build_zeroshot_weights(clip_model, _tokenizer_for(spec), classnames, device)
+    weights = build_zeroshot_weights(clip_model, backend_for(spec).tokenizer(spec), classnames, device)
     info = {
         "head_key": key,
         "template_set": TEMPLATE_SET,

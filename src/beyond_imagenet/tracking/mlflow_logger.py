@@ -1,8 +1,16 @@
-"""Log result records to MLflow: one run per (model, analysis), explicit run ids, no global run stack.
+"""The one MLflow logger: result records, the report, and the VTAB probes with their search trials.
 
-DESIGN.md conventions: tracking URI ``sqlite:///mlruns/mlflow.db``, artifacts under ``mlruns/``, runs tagged
-``model``, ``family``, ``paradigm``, ``analysis``, git sha, DVC stage and config hash so the UI can group and
-compare them side by side. mlflow is imported only here, so the GPU inference path never needs it.
+docs/architecture.md conventions: tracking URI ``sqlite:///mlruns/mlflow.db``, artifacts under ``mlruns/``,
+explicit run ids (``MlflowClient``, no global run stack), runs tagged ``model``, ``family``, ``paradigm``,
+``analysis``, git sha, DVC stage and config hash so the UI can group and compare them side by side:
+
+- ``log_records``: one run per (model, analysis) of the ``analyze`` and ``cka`` stages;
+- ``ProbeRunTracker``: one run per (model, VTAB task), opened before the search so each trial is logged as it
+  finishes (a child run, tag ``mlflow.parentRunId``); test metrics are logged only after the study closes
+  (docs/transfer.md §4);
+- ``log_vtab_summary``: one run per model with the Table 3 numbers; ``log_report``: the report files.
+
+mlflow is imported only here (inside the functions), so the GPU inference path never needs it.
 """
 
 from __future__ import annotations
@@ -10,13 +18,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 from collections import defaultdict
 from pathlib import Path
 
-from beyond_imagenet.analyses.common import ResultRecord
-from beyond_imagenet.config import TrackingConfig
-from beyond_imagenet.provenance import git_state, library_versions
+from beyond_imagenet.base.config import TrackingConfig
+from beyond_imagenet.base.provenance import git_state, library_versions
+from beyond_imagenet.base.record import ResultRecord
+from beyond_imagenet.data.vtab.tasks import TaskSpec
+from beyond_imagenet.models.catalogue import resolve_model
+from beyond_imagenet.models.spec import ModelSpec
+from beyond_imagenet.probe.trial import TrialRecord
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +37,7 @@ MAX_PARAM_LENGTH = 500  # MLflow's limit on a param value (older servers); longe
 
 
 def _client(config: TrackingConfig):
+    """An ``MlflowClient`` on the configured store (the SQLite file's folder created first)."""
     from mlflow.tracking import MlflowClient
 
     if config.tracking_uri.startswith("sqlite:///"):
@@ -32,6 +46,7 @@ def _client(config: TrackingConfig):
 
 
 def experiment_id(client, config: TrackingConfig) -> str:
+    """The suite's experiment, created with its artifact location on first use."""
     experiment = client.get_experiment_by_name(config.experiment)
     if experiment is not None:
         return experiment.experiment_id
@@ -66,6 +81,7 @@ def run_params(records: list[ResultRecord]) -> dict[str, str]:
 
 
 def run_tags(records: list[ResultRecord], stage: str) -> dict[str, str]:
+    """Tags of one (model, analysis) run: model facts, analysis, datasets, git state, stage, config hash."""
     model = records[0].provenance.get("model") or {}
     config = json.dumps([r.provenance.get("cache_config_hash") for r in records] + [records[0].params], sort_keys=True)
     return {
@@ -126,3 +142,144 @@ def log_report(paths: list[Path], config: TrackingConfig, tags: dict[str, str]) 
         client.log_artifact(run.info.run_id, str(path), "report")
     client.set_terminated(run.info.run_id)
     return run.info.run_id
+
+
+def _model_tags(spec: ModelSpec) -> dict[str, str]:
+    """Tags naming the model and the code version."""
+    record = spec.as_record()
+    git = git_state()
+    return {
+        "model": spec.id,
+        "family": str(record.get("family")),
+        "paradigm": str(record.get("paradigm")),
+        "weights_id": str(record.get("weights_id")),
+        "demo": str(record.get("demo")),
+        "git_sha": str(git["git_sha"]),
+        "git_dirty": str(git["git_dirty"]),
+    }
+
+
+class ProbeRunTracker:
+    """The MLflow run of one (model, task) probe and its trial child runs."""
+
+    def __init__(self, config: TrackingConfig, model_id: str, task: TaskSpec, preset: str):
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        spec = resolve_model(model_id)
+        self.client = _client(config)
+        self.experiment = experiment_id(self.client, config)
+        name = f"{model_id} / vtab / {task.name}"
+        tags = {
+            **_model_tags(spec),
+            "analysis": "vtab_probe",
+            "task": task.name,
+            "task_group": task.group,
+            "preset": preset,
+            "dvc_stage": "probe",
+            "mlflow.runName": name,
+        }
+        self.run_id = self.client.create_run(self.experiment, tags=tags, run_name=name).info.run_id
+        self.model_id, self.task = model_id, task.name
+
+    def log_trial(self, trial: TrialRecord) -> None:
+        """One finished trial as a child run: its parameters, val metrics and fit time (train/val only)."""
+        from mlflow.entities import Metric, Param
+
+        name = f"{self.model_id} / {self.task} / trial {trial.number}"
+        tags = {"mlflow.parentRunId": self.run_id, "analysis": "vtab_trial", "task": self.task, "model": self.model_id}
+        child = self.client.create_run(self.experiment, tags=tags, run_name=name).info.run_id
+        params = [Param(k, str(v)) for k, v in trial.params.items()] + [Param("method", trial.method)]
+        if trial.grid_index is not None:
+            params.append(Param("grid_index", str(trial.grid_index)))
+        metrics = [Metric(f"val/{k}", float(v), 0, 0) for k, v in trial.val_metrics.items()]
+        metrics.append(Metric("fit_seconds", float(trial.fit_seconds), 0, 0))
+        self.client.log_batch(child, metrics=metrics, params=params)
+        self.client.set_terminated(child, "FINISHED" if trial.score is not None else "FAILED")
+
+    def finish(self, record: ResultRecord) -> None:
+        """Test metrics (after the study), the chosen parameters and the provenance; the record as an artifact."""
+        from mlflow.entities import Metric, Param
+
+        search = record.details["search"]
+        metrics = {
+            "test/top1": record.metrics[f"vtab/{self.task}/top1"],
+            "test/mean_per_class_recall": record.metrics[f"vtab/{self.task}/mean_per_class_recall"],
+            "val/score": search["val_score"],
+            "n_trials": search["n_trials"],
+            "n_train": search["n_train"],
+            "n_val": search["n_val"],
+            "n_test": search["n_test"],
+        }
+        metrics.update({f"best/{k}": v for k, v in search["best_params"].items()})
+        params: dict[str, str] = {}
+        _flatten("probe", record.params["probe"], params)
+        _flatten("search", record.params["search"], params)
+        _flatten("model", record.provenance["model"], params)
+        _flatten("preprocessing", record.provenance["preprocessing"], params)
+        params["feature_precision"] = str(record.provenance["precision"])
+        params["protocol_hash"] = record.provenance["protocol_hash"]
+        params["rows_sha256"] = record.params["rows_sha256"]
+        for split, source in record.provenance["features"].items():
+            params[f"features.{split}.files_sha256"] = str(source.get("files_sha256"))
+            params[f"features.{split}.n_rows"] = str(source.get("n_rows"))
+        params.update({f"version.{k}": v for k, v in library_versions().items()})
+        self.client.log_batch(
+            self.run_id,
+            metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items() if v is not None and math.isfinite(v)],
+            params=[Param(k, v[:MAX_PARAM_LENGTH]) for k, v in params.items()],
+        )
+        self.client.log_dict(self.run_id, record.as_dict(), "record.json")
+        self.client.set_terminated(self.run_id)
+
+    def fail(self) -> None:
+        """Mark the run failed (the search raised)."""
+        self.client.set_terminated(self.run_id, "FAILED")
+
+
+def tracker_factory(config: TrackingConfig):
+    """A ``ProbeRunTracker`` constructor bound to ``config``, or None when tracking is disabled."""
+    if not config.enabled:
+        return None
+
+    def make(**kwargs) -> ProbeRunTracker:
+        return ProbeRunTracker(config, **kwargs)
+
+    return make
+
+
+def log_vtab_summary(config: TrackingConfig, summary: dict, artifacts: list[Path], specs: list[ModelSpec]) -> list[str]:
+    """One run per model (``analysis=vtab``): group means, Overall, per-task top-1 and recall, missing tasks."""
+    if not config.enabled:
+        return []
+    from mlflow.entities import Metric
+
+    client = _client(config)
+    experiment = experiment_id(client, config)
+    run_ids = []
+    for spec in specs:
+        entry = summary["models"].get(spec.id)
+        if entry is None:
+            continue
+        name = f"{spec.id} / vtab"
+        tags = {
+            **_model_tags(spec),
+            "analysis": "vtab",
+            "preset": summary["preset"],
+            "missing_tasks": ",".join(entry["missing"]) or "none",
+            "dvc_stage": "probe",
+            "mlflow.runName": name,
+        }
+        run_id = client.create_run(experiment, tags=tags, run_name=name).info.run_id
+        values = {f"vtab/{group}": value for group, value in entry["groups"].items()}
+        values["vtab/overall"] = entry["overall"]
+        values["vtab/overall_mean_per_class_recall"] = entry.get("overall_mean_per_class_recall")
+        for task, result in entry["tasks"].items():
+            values[f"vtab/{task}/top1"] = result.get("top1")
+            values[f"vtab/{task}/mean_per_class_recall"] = result.get("mean_per_class_recall")
+        metrics = [Metric(k, float(v), 0, 0) for k, v in values.items() if v is not None]
+        client.log_batch(run_id, metrics=metrics)
+        for path in artifacts:
+            client.log_artifact(run_id, str(path), "vtab")
+        client.set_terminated(run_id)
+        run_ids.append(run_id)
+        log.info("MLflow run %s: %s / vtab", run_id, spec.id)
+    return run_ids

@@ -1,0 +1,412 @@
+"""``params.yaml``: typed schema, strict validation, one place that reads it (docs/architecture.md, principle 6).
+
+Every key is declared below; an unknown key, a wrong type or a value outside its choices raises
+:class:`ParamsError` naming the field (``inference.batch_size``) before anything expensive starts. Checks that
+need the data layer's tables (VTAB task names, layouts) run in ``stages.params``, before any stage starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from beyond_imagenet.base.errors import ParamsError
+
+DEFAULT_PARAMS_PATH = Path("params.yaml")
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """One dataset: where it is and how to read its labels (see ``beyond_imagenet.data.registry``)."""
+
+    path: str
+    kind: str | None = None  # registered dataset kind; defaults to the entry's name when that is registered
+    label_space: Literal["imagenet1k", "imagenet_subset", "custom"] | None = None
+    class_folders: Literal["wnid", "integer", "any"] | None = None
+    classnames_file: str | None = None  # custom label spaces: JSON {class_id: name}
+    imagenet_map_file: str | None = None  # custom label spaces: JSON {class_id: [imagenet indices]}
+    # False: accept fewer images or classes than the registered kind has (a subset, or a demo stand-in);
+    # the manifest then says `complete: false`.
+    check_size: bool = True
+    # model: each model's own resize + crop (PROTOCOL §1.3); none: ToTensor + normalisation only, for
+    # images already at the model's input size (cue-conflict §6, ImageNet-C §7.8 default).
+    geometry: Literal["model", "none"] | None = None
+    # ImageNet-Hard: the pinned commit of the Hugging Face dataset taesiri/imagenet-hard (PROTOCOL §7.6)
+    revision: str | None = None
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    """The single cached pass over each dataset (DESIGN.md data flow)."""
+
+    batch_size: int = 64
+    precision: Literal["fp32", "bf16"] = "fp32"
+    preprocessing: Literal["paper", "native"] = "paper"
+    num_workers: int | Literal["auto"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    chunk_size: int = 2048
+    bad_images: Literal["error", "skip"] = "error"
+    cache_dir: str = "cache"
+    # "tensor" = batched torchvision.io.decode_jpeg on the accelerator (nvjpeg on a GPU, CPU otherwise), then
+    # resize/crop/normalise there; workers only read file bytes. Non-JPEGs and rejected images fall back to
+    # Pillow; plain-file datasets only (others decode with Pillow). Part of the cache hash: it changes pixels.
+    decode: Literal["pillow", "tensor"] = "pillow"
+    # Speed only (not part of a cache's hash; recorded in its meta.json): NHWC tensors and weights on the GPU,
+    # and torch.compile of each backbone (compiles once per run and input shape, then runs faster).
+    channels_last: bool = True
+    compile: bool = False
+
+
+@dataclass(frozen=True)
+class AccuracyConfig:
+    datasets: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    datasets: list[str] = field(default_factory=list)
+    n_bins: int = 15  # PROTOCOL §5: M = 15
+
+
+@dataclass(frozen=True)
+class RobustnessConfig:
+    """Table 2: each listed dataset's kind (imagenet_val, imagenet_v2, imagenet_a, ...) is its column."""
+
+    datasets: list[str] = field(default_factory=list)
+    # ReaL labels (§7.7): real.json or imagenet_real_labels.jsonl; default: the file shipped in imagenet-x
+    real_labels: str | None = None
+
+
+@dataclass(frozen=True)
+class ImageNetXConfig:
+    """Error ratios per factor (§3) on an ImageNet val dataset."""
+
+    dataset: str | None = None
+    annotations_dir: str | None = None  # default: the annotations shipped in the imagenet-x package
+    denominator: Literal["annotated", "paper"] = "annotated"  # package behaviour | paper formula
+    allow_partial: bool = False
+
+
+@dataclass(frozen=True)
+class PugConfig:
+    dataset: str | None = None
+    label_map: Literal["official", "corrected"] = "official"  # §4 Shirt/Sweatshirt collision
+
+
+@dataclass(frozen=True)
+class ShapeBiasConfig:
+    dataset: str | None = None
+
+
+@dataclass(frozen=True)
+class InvarianceConfig:
+    """Transformation-invariance sweeps on an ImageNet val dataset (§9, Fig. 7); each point is a cache variant."""
+
+    dataset: str | None = None
+    scales: list[float] = field(default_factory=lambda: [1.0, 1.25, 1.5, 2.0, 3.0])  # §9.1: s, shorter side int(s·R)
+    shifts: list[int] = field(default_factory=lambda: [0, 5, 30, 75, 100])  # §9.2: d pixels along the longer side
+    resolutions: list[int] = field(default_factory=lambda: [112, 224, 336, 512, 640])  # §9.3: r
+    images_per_class: int | None = None  # None: the whole dataset (the paper); k: first k per class, a quick run
+
+
+@dataclass(frozen=True)
+class CkaConfig:
+    """Minibatch linear CKA (§10, Fig. 8), computed from the models by the ``cka`` stage, not from caches."""
+
+    dataset: str | None = None
+    fraction: float = 0.1  # class-stratified subset: 5 of the 50 images per class of ImageNet val
+    batch_size: int = 256  # images per CKA minibatch; a last batch under 4 images is dropped (unbiased HSIC)
+    layer_types: list[Literal["all", "attention_or_conv", "linear", "normalisation"]] = field(
+        default_factory=lambda: ["all", "attention_or_conv", "linear", "normalisation"]
+    )
+    cross_model: bool = True  # beyond the paper: CKA between the "all" layers of every pair of models
+
+
+@dataclass(frozen=True)
+class AnalysesConfig:
+    accuracy: AccuracyConfig = field(default_factory=AccuracyConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
+    imagenet_x: ImageNetXConfig = field(default_factory=ImageNetXConfig)
+    pug: PugConfig = field(default_factory=PugConfig)
+    shape_bias: ShapeBiasConfig = field(default_factory=ShapeBiasConfig)
+    invariance: InvarianceConfig = field(default_factory=InvarianceConfig)
+    cka: CkaConfig = field(default_factory=CkaConfig)
+
+    def dataset_references(self) -> list[tuple[str, str]]:
+        """(field, dataset name) for every dataset an analysis names, e.g. ("pug.dataset", "pug_imagenet")."""
+        refs = []
+        for analysis in dataclasses.fields(self):
+            section = getattr(self, analysis.name)
+            refs += [(f"{analysis.name}.datasets", n) for n in getattr(section, "datasets", None) or []]
+            if getattr(section, "dataset", None):
+                refs.append((f"{analysis.name}.dataset", section.dataset))
+        return refs
+
+
+@dataclass(frozen=True)
+class ProbeParams:
+    """One probe fit (TRANSFER.md §2.2, §2.6): the fixed settings; the search tunes weight decay on top."""
+
+    lr: float = 0.1
+    epochs: int = 40
+    batch_size: int = 256
+    seed: int = 0
+    precision: Literal["fp32", "bf16"] = "fp32"  # never fp16 without a scaler (§8.10)
+    engine: Literal["lightning", "loop"] = "lightning"  # loop: same weights without Lightning's per-step overhead
+    normalize: bool = True  # L2-normalise each feature vector (§2.1)
+
+
+@dataclass(frozen=True)
+class ProbeSearchParams:
+    """Hyper-parameter search on train -> val only (TRANSFER.md §2.3, §4)."""
+
+    method: Literal["tpe", "grid"] = "tpe"  # seeded Optuna TPE, or CLIP_benchmark's coarse-to-fine wd grid
+    n_trials: int = 19  # TPE budget (the grid's 19 fits)
+    n_startup_trials: int = 7
+    metric: Literal["top1", "mean_per_class_recall"] = "top1"  # decided up front (§4)
+    lr: list[float] | None = None  # [low, high]: also tune lr (log-uniform), the §4 extension
+    epochs: list[int] | None = None  # e.g. [10, 20, 40]: also tune epochs (categorical)
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    """VTAB linear probes on cached features (paper §6, Table 3, Fig. 6 bottom; TRANSFER.md)."""
+
+    root: str | None = None  # folder holding the VTAB copies; unset: the transfer stages do nothing
+    # on-disk format, a registered layout of data/vtab/layouts (docs/vtab.md): tfds_parquet exports (exact VTAB
+    # splits), the clip-benchmark WebDataset mirrors (wds), or torchvision's own files (CIFAR, SVHN, DTD, Flowers,
+    # Pets only); checked against the registry by stages.params
+    layout: str = "tfds_parquet"
+    preset: Literal["vtab19", "clipbench19"] = "clipbench19"  # §3.3; clipbench19 matches the paper best
+    tasks: list[str] | None = None  # a subset of the preset; the aggregate names the others as missing
+    protocol: Literal["full", "1k"] = "full"  # full splits (the paper) or VTAB-1k (§3.4)
+    check_size: bool = True  # False: accept split sizes other than TRANSFER.md §3.1 (a subset or the demo)
+    val_seed: int = 0  # layout wds only: seed of the stratified val hold-out carved from train (§4)
+    features_dir: str = "features"  # feature caches: <features_dir>/<model>/<source>/<split>/
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # where the probes train
+    probe: ProbeParams = field(default_factory=ProbeParams)
+    search: ProbeSearchParams = field(default_factory=ProbeSearchParams)
+
+
+@dataclass(frozen=True)
+class OutputsConfig:
+    """Names of what the stages write under ``results_dir``: the one declaration of every output path.
+
+    dvc.yaml builds its ``outs`` and ``metrics`` from the same keys (``${results_dir}/${outputs.records}``), and the
+    stages join them to ``results_dir`` in ``stages.paths``. The ``cka`` and ``vtab`` folders hold their own
+    ``records``, ``metrics`` and ``figures`` under these same names.
+    """
+
+    manifests: str = "manifests"  # stage data: one manifest per dataset
+    records: str = "records"  # result records (JSON), one per (analysis, dataset, model)
+    metrics: str = "metrics.json"  # DVC metrics of a stage
+    figures: str = "figures"  # the paper's figures (PNG)
+    cka: str = "cka"  # stage cka: records, metrics, figures and the CKA matrices
+    matrices: str = "matrices"
+    vtab: str = "vtab"  # stage probe: records, metrics, figures, split rows, predictions, studies, Table 3
+    splits: str = "splits"
+    predictions: str = "predictions"
+    studies: str = "studies"
+    table3: str = "table3.md"
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    experiment: str = "beyond-imagenet"
+    tracking_uri: str = "sqlite:///mlruns/mlflow.db"
+    artifact_location: str = "mlruns/artifacts"
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Params:
+    models: list[str]
+    datasets: dict[str, DatasetConfig]
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    analyses: AnalysesConfig = field(default_factory=AnalysesConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    results_dir: str = "results"
+    reports_dir: str = "reports"
+    outputs: OutputsConfig = field(default_factory=OutputsConfig)
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    if origin is dict:
+        return f"a mapping of {_type_name(typing.get_args(tp)[1])}"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return {
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        bool: "true/false",
+        type(None): "null",
+    }.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _convert(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` and return it converted (dataclasses built)."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        if value in typing.get_args(tp):
+            return value
+        raise ParamsError(f"params: {where} must be {_type_name(tp)}, got {value!r}")
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(tp):
+            try:
+                return _convert(value, option, where)
+            except ParamsError:
+                continue
+        raise ParamsError(f"params: {where} must be {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ParamsError(f"params: {where} must be {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+        return [_convert(v, typing.get_args(tp)[0], f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ParamsError(f"params: {where} must be {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+        return {str(k): _convert(v, typing.get_args(tp)[1], f"{where}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        return _build_dataclass(tp, value, where)
+    if tp is type(None):
+        if value is None:
+            return None
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(value, tp):
+        return value
+    raise ParamsError(f"params: {where} must be {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+
+
+def _build_dataclass(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ParamsError(f"params: {where or 'the file'} must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; allowed keys: {', '.join(fields)}"
+            raise ParamsError(f"params: unknown key {(where + '.' if where else '') + str(key)!r}{hint}")
+    kwargs = {}
+    for name, spec in fields.items():
+        sub = f"{where}.{name}" if where else name
+        if name in data:
+            kwargs[name] = _convert(data[name], hints[name], sub)
+        elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+            raise ParamsError(f"params: missing required key {sub!r}")
+    return cls(**kwargs)
+
+
+def _check_values(params: Params) -> None:
+    if params.inference.batch_size < 1:
+        raise ParamsError(f"params: inference.batch_size must be >= 1, got {params.inference.batch_size}")
+    if params.inference.chunk_size < 1:
+        raise ParamsError(f"params: inference.chunk_size must be >= 1, got {params.inference.chunk_size}")
+    workers = params.inference.num_workers
+    if isinstance(workers, int) and workers < 0:
+        raise ParamsError(f"params: inference.num_workers must be >= 0 or 'auto', got {workers}")
+    if params.analyses.calibration.n_bins < 1:
+        raise ParamsError(f"params: analyses.calibration.n_bins must be >= 1, got {params.analyses.calibration.n_bins}")
+    _check_sweeps(params.analyses.invariance)
+    _check_cka(params.analyses.cka)
+    _check_transfer(params.transfer)
+    if not params.models:
+        raise ParamsError("params: models must name at least one model (see `beyond-imagenet list-models`)")
+    for where, name in params.analyses.dataset_references():
+        if name not in params.datasets:
+            close = difflib.get_close_matches(name, list(params.datasets), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ParamsError(f"params: analyses.{where} names {name!r}, which is not a key of `datasets`.{hint}")
+
+
+def _check_sweeps(config: InvarianceConfig) -> None:
+    where = "params: analyses.invariance"
+    if any(s <= 0 for s in config.scales):
+        raise ParamsError(f"{where}.scales must be positive factors of the standard resize, got {config.scales}")
+    if any(d < 0 for d in config.shifts):
+        raise ParamsError(f"{where}.shifts must be pixel offsets >= 0, got {config.shifts}")
+    if any(r < 16 for r in config.resolutions):
+        raise ParamsError(f"{where}.resolutions must be input sizes >= 16 px, got {config.resolutions}")
+    if config.images_per_class is not None and config.images_per_class < 1:
+        raise ParamsError(f"{where}.images_per_class must be >= 1 or null (all images), got {config.images_per_class}")
+    for name in ("scales", "shifts", "resolutions"):
+        values = getattr(config, name)
+        if len(set(values)) != len(values):
+            raise ParamsError(f"{where}.{name} lists a value twice: {values}")
+
+
+def _check_cka(config: CkaConfig) -> None:
+    where = "params: analyses.cka"
+    if not 0 < config.fraction <= 1:
+        raise ParamsError(f"{where}.fraction must be in (0, 1] (the paper: 0.1), got {config.fraction}")
+    if config.batch_size < 4:
+        raise ParamsError(f"{where}.batch_size must be >= 4: the unbiased HSIC needs n >= 4, got {config.batch_size}")
+    if not config.layer_types:
+        raise ParamsError(f"{where}.layer_types must name at least one layer type")
+
+
+def _check_transfer(config: TransferConfig) -> None:
+    where = "params: transfer"
+    probe, search = config.probe, config.search
+    if not (probe.lr > 0 and probe.epochs >= 1 and probe.batch_size >= 1):
+        raise ParamsError(f"{where}.probe needs lr > 0, epochs >= 1 and batch_size >= 1, got {probe}")
+    if search.n_trials < 1 or search.n_startup_trials < 0:
+        raise ParamsError(f"{where}.search.n_trials must be >= 1 and n_startup_trials >= 0, got {search}")
+    if search.lr is not None and not (len(search.lr) == 2 and 0 < search.lr[0] < search.lr[1]):
+        raise ParamsError(f"{where}.search.lr must be [low, high] with 0 < low < high, got {search.lr}")
+    if search.epochs is not None and (not search.epochs or min(search.epochs) < 1):
+        raise ParamsError(f"{where}.search.epochs must list positive epoch counts, got {search.epochs}")
+    if search.method == "grid" and (search.lr or search.epochs):
+        raise ParamsError(f"{where}.search: the grid tunes weight decay only (§2.3); use method: tpe for lr/epochs")
+    if config.tasks is not None and not config.tasks:
+        raise ParamsError(f"{where}.tasks must name at least one task, or be null for the whole preset")
+
+
+def parse_params(data: Any) -> Params:
+    """Validate a parsed YAML document and return :class:`Params`."""
+    params = _build_dataclass(Params, data, "")
+    _check_values(params)
+    return params
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS_PATH) -> Params:
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"params file {path} not found; run from the repository root or pass --params PATH")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ParamsError(f"params file {path} is not valid YAML: {err}") from err
+    return parse_params(data)
+
+
+def parse_section(cls: type, data: Any, where: str) -> Any:
+    """Validate one section (e.g. ``InferenceConfig`` from a dict) exactly as ``load_params`` would; ``where``
+    names it in errors (``inference``)."""
+    return _build_dataclass(cls, data, where)
+
+
+def section_as_dict(obj: Any) -> Any:
+    """Plain-dict view of a params section (for provenance records and MLflow params)."""
+    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj

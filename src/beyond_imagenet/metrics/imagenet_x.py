@@ -1,0 +1,158 @@
+"""ImageNet-X per-factor accuracies and error ratios (docs/protocol.md §3, paper Fig. 2).
+
+Reimplements the metric of the ``imagenet-x==0.0.7`` package (facebookresearch/imagenetx, CC BY-NC 4.0) over
+our own predictions (pure functions: the annotations are read by ``data.imagenet_x``).
+Default = package behaviour: top-factor val file, prototypes removed (46,110 images), ``average`` = accuracy on
+the joined annotated images. ``denominator="paper"`` uses the full-val accuracy instead (§3 "Discrepancy").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from beyond_imagenet.base.errors import NonFiniteLogitsError, UserError
+from beyond_imagenet.data.imagenet_x import FACTORS, N_IMAGENET_CLASSES, VAL_NAME, check_val_ids
+
+Denominator = Literal["annotated", "paper"]
+
+
+def predictions_from_logits(logits: np.ndarray, sample_ids: Sequence[str], chunk: int = 4096) -> pd.DataFrame:
+    """Per-image argmax class and max softmax probability over the 1000 IN logits (§3 Steps 2).
+
+    The probability is ``1 / sum(exp(z - max z))`` in float64, chunked so 50k x 1000 logits stay cheap.
+    """
+    logits = np.asarray(logits)
+    if logits.ndim != 2 or logits.shape[1] != N_IMAGENET_CLASSES:
+        raise UserError(
+            f"ImageNet-X needs logits of shape [N, {N_IMAGENET_CLASSES}] over the ImageNet-1k classes, got "
+            f"{list(logits.shape)}; use a cache with output_space imagenet1k (docs/cache.md)"
+        )
+    if len(sample_ids) != logits.shape[0]:
+        raise UserError(f"{logits.shape[0]} logit rows but {len(sample_ids)} sample ids; they must align row by row")
+    check_val_ids(sample_ids, "ImageNet-X predictions")
+    predicted = np.empty(logits.shape[0], dtype=np.int64)
+    probability = np.empty(logits.shape[0], dtype=np.float64)
+    for start in range(0, logits.shape[0], chunk):
+        block = logits[start : start + chunk].astype(np.float64)
+        finite = np.isfinite(block).all(axis=1)
+        if not finite.all():
+            shown = [sample_ids[start + i] for i in np.flatnonzero(~finite)[:5]]
+            raise NonFiniteLogitsError(
+                f"NaN or infinite logits for {shown}; they cannot be predictions. Recompute the cache (fp32)."
+            )
+        top = block.argmax(axis=1)
+        shifted = block - block[np.arange(len(block)), top][:, None]
+        predicted[start : start + chunk] = top
+        probability[start : start + chunk] = 1.0 / np.exp(shifted).sum(axis=1)
+    return pd.DataFrame(
+        {"file_name": list(sample_ids), "predicted_class": predicted, "predicted_probability": probability}
+    )
+
+
+def _check_predictions(predictions: pd.DataFrame, val_names: bool) -> None:
+    missing = [c for c in ("file_name", "predicted_class") if c not in predictions.columns]
+    if missing:
+        raise UserError(f"predictions lack columns {missing}; expected file_name, predicted_class (PROTOCOL §3)")
+    classes = predictions["predicted_class"].to_numpy()
+    if not np.issubdtype(classes.dtype, np.integer) or (len(classes) and (classes.min() < 0 or classes.max() > 999)):
+        raise UserError("predicted_class must hold integer ImageNet-1k indices 0..999")
+    if val_names:
+        check_val_ids(predictions["file_name"].tolist(), "ImageNet-X predictions")
+    elif not predictions["file_name"].is_unique:
+        raise UserError("ImageNet-X predictions: some file names occur more than once")
+
+
+def _coverage_error(n_missing: int, n_total: int, examples: Sequence[str], what: str) -> UserError:
+    return UserError(
+        f"the predictions cover only {n_total - n_missing:,} of the {n_total:,} {what}: {n_missing:,} are missing "
+        f"(e.g. {', '.join(examples[:3])}). Run inference on the full ImageNet val set (50,000 images), or pass "
+        "allow_partial=True to score only the covered images (the result is then not comparable to the paper)."
+    )
+
+
+def full_val_accuracy(predictions: pd.DataFrame, val_labels: pd.Series, allow_partial: bool = False) -> float:
+    """Top-1 accuracy (fraction) of the predictions on the IN val images they contain (§3, paper denominator).
+
+    ``val_labels`` is the standard label of each val image by file name (``data.imagenet_x.load_val_labels``).
+    """
+    _check_predictions(predictions, val_names=True)
+    covered = val_labels.index.isin(predictions["file_name"])
+    if not covered.all() and not allow_partial:
+        missing = val_labels.index[~covered].tolist()
+        raise _coverage_error(int((~covered).sum()), len(val_labels), missing, "IN val images")
+    true = val_labels.reindex(predictions["file_name"]).to_numpy()
+    return int((predictions["predicted_class"].to_numpy() == true).sum()) / len(true)
+
+
+def factor_accuracies(
+    predictions: pd.DataFrame,
+    annotations: pd.DataFrame,
+    denominator: Denominator = "annotated",
+    overall_accuracy: float | None = None,
+    allow_partial: bool = False,
+    val_labels: pd.Series | None = None,
+) -> dict:
+    """Per-factor accuracy, error ratio ``(1 - acc(f)) / (1 - average)`` and counts (§3 Steps 3-6).
+
+    ``average`` is the accuracy over all joined annotated images (package default), or with
+    ``denominator="paper"`` the full-val accuracy: ``overall_accuracy`` (a fraction) when given, else computed
+    from ``predictions`` against ``val_labels`` (``data.imagenet_x.load_val_labels``). Factors with
+    no covered image (possible only with ``allow_partial``) are listed under ``empty_factors`` and have no accuracy.
+    """
+    if denominator not in ("annotated", "paper"):
+        raise UserError(f"denominator must be 'annotated' (package, default) or 'paper', got {denominator!r}")
+    annotated_val = bool(annotations["file_name"].str.fullmatch(VAL_NAME.pattern).all())
+    _check_predictions(predictions, val_names=annotated_val)
+    covered = annotations["file_name"].isin(predictions["file_name"])
+    n_missing = int((~covered).sum())
+    if n_missing and not allow_partial:
+        examples = annotations.loc[~covered, "file_name"].tolist()
+        raise _coverage_error(n_missing, len(annotations), examples, "annotated ImageNet-X images")
+    joined = annotations.merge(predictions[["file_name", "predicted_class"]], on="file_name", how="inner")
+    if joined.empty:
+        raise UserError("no prediction matches an annotated ImageNet-X image; check that the sample ids are val names")
+    is_correct = (joined["predicted_class"] == joined["class"]).to_numpy()
+    annotated_accuracy = int(is_correct.sum()) / len(is_correct)  # exact count ratio
+    average = (
+        annotated_accuracy
+        if denominator == "annotated"
+        else _paper_average(predictions, overall_accuracy, allow_partial, val_labels)
+    )
+    if average >= 1.0:
+        raise UserError("error ratios are undefined when the denominator accuracy is 100% (1 - average = 0)")
+    flags = joined[list(FACTORS)].to_numpy() == 1
+    counts = flags.sum(axis=0)
+    correct = (flags & is_correct[:, None]).sum(axis=0)
+    accuracy = {f: float(c / n) for f, c, n in zip(FACTORS, correct, counts, strict=True) if n > 0}
+    return {
+        "accuracy": accuracy,
+        "error_ratio": {f: (1.0 - a) / (1.0 - average) for f, a in accuracy.items()},
+        "count": {f: int(n) for f, n in zip(FACTORS, counts, strict=True)},
+        "correct": {f: int(c) for f, c in zip(FACTORS, correct, strict=True)},
+        "average": average,
+        "annotated_accuracy": annotated_accuracy,
+        "denominator": denominator,
+        "n_joined": len(joined),
+        "n_annotated": len(annotations),
+        "n_missing": n_missing,
+        "coverage": len(joined) / len(annotations),
+        "empty_factors": [f for f, n in zip(FACTORS, counts, strict=True) if n == 0],
+    }
+
+
+def _paper_average(
+    predictions: pd.DataFrame, overall_accuracy: float | None, allow_partial: bool, val_labels: pd.Series | None
+) -> float:
+    if overall_accuracy is None:
+        if val_labels is None:
+            raise UserError("the paper denominator needs the full-val accuracy: give overall_accuracy or val_labels")
+        return full_val_accuracy(predictions, val_labels, allow_partial=allow_partial)
+    if not 0.0 <= overall_accuracy <= 1.0:
+        raise UserError(
+            f"overall_accuracy must be a fraction in [0, 1] (e.g. 0.7613, not 76.13), got {overall_accuracy}"
+        )
+    return float(overall_accuracy)

@@ -1,0 +1,75 @@
+"""Table 3 from the probe records (paper §6, docs/transfer.md §0.4): metrics.json, table3.md and Fig. 6 bottom.
+
+Tasks that did not run are named, never averaged away: a group or Overall with a missing task is left empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from beyond_imagenet.base.files import atomic_write_json, atomic_write_text
+from beyond_imagenet.base.record import ResultRecord
+from beyond_imagenet.figures.vtab import plot_fig6_bottom
+from beyond_imagenet.metrics.vtab import Table3, table3, table3_markdown, table3_record
+from beyond_imagenet.models.catalogue import resolve_model
+from beyond_imagenet.probe.tasks import TransferPlan
+
+SKIPPED_NOTE = "VTAB transfer skipped: params transfer.root is not set."
+
+
+@dataclass(frozen=True)
+class AggregateOutputs:
+    """Where Table 3 goes: the DVC metrics file, the Markdown table and the figures folder."""
+
+    metrics: Path
+    table3: Path
+    figures: Path
+
+
+def table3_rows(records: Sequence[ResultRecord]) -> list[dict]:
+    """Table 3 input rows (model, task, top-1, mean per-class recall, weight decay) from ``vtab_probe`` records."""
+    return [
+        {
+            "model": r.model_id,
+            "task": r.dataset,
+            "top1": r.metrics[f"vtab/{r.dataset}/top1"],
+            "mean_per_class_recall": r.metrics[f"vtab/{r.dataset}/mean_per_class_recall"],
+            "weight_decay": r.details.get("weight_decay"),
+        }
+        for r in records
+    ]
+
+
+def table3_from_records(records: Sequence[ResultRecord], preset: str, model_ids: Sequence[str]) -> Table3:
+    """Paper Table 3 of ``model_ids`` (in that order) from their probe records."""
+    return table3(table3_rows(records), preset, [resolve_model(m).id for m in model_ids])
+
+
+def not_run_note(not_run: dict[str, str]) -> str:
+    """Markdown list of the tasks that did not run, each with the first line of its reason."""
+    if not not_run:
+        return ""
+    lines = [f"- `{name}`: {reason.splitlines()[0]}" for name, reason in not_run.items()]
+    return "\n**Tasks not run** (their files are missing or unreadable):\n\n" + "\n".join(lines) + "\n"
+
+
+def aggregate(plan: TransferPlan, records: Sequence[ResultRecord], model_ids: Sequence[str], out: AggregateOutputs):
+    """Table 3 + Fig. 6 bottom + metrics.json; returns ``{"table", "summary", "markdown", "figure"}``."""
+    table = table3_from_records(records, plan.preset.name, model_ids)
+    summary = table3_record(table)
+    summary["not_run"] = dict(plan.not_run)
+    summary["excluded_by_params"] = list(plan.excluded)
+    summary["layout"] = plan.config.layout
+    summary["protocol"] = plan.config.protocol
+    atomic_write_json(out.metrics, summary)
+    atomic_write_text(out.table3, table3_markdown(table) + not_run_note(plan.not_run))
+    figure = plot_fig6_bottom(table, out.figures / "fig6_bottom.png")
+    return {"table": table, "summary": summary, "markdown": out.table3, "figure": figure}
+
+
+def print_not_run(plan: TransferPlan) -> None:
+    """Print why each task that will not run cannot run."""
+    for name, reason in plan.not_run.items():
+        print(f"VTAB task {name} NOT RUN: {reason}\n")

@@ -1,0 +1,40 @@
+"""Stage ``analyze``: every configured analysis on the caches -> records, figures, DVC metrics, MLflow runs."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+
+from beyond_imagenet.analyses.common import AnalysisContext
+from beyond_imagenet.analyses.registry import resolve_analyses, run_analyses
+from beyond_imagenet.analyses.store import CacheStore
+from beyond_imagenet.base.config import Params
+from beyond_imagenet.base.record import ResultRecord
+from beyond_imagenet.records import write_metrics_file, write_records
+from beyond_imagenet.stages.common import log_to_mlflow, print_record
+from beyond_imagenet.stages.params import load_stage_params
+from beyond_imagenet.stages.paths import stage_paths
+
+
+def analyze(params: Params, names: list[str] | None = None) -> list[ResultRecord]:
+    """Run the analyses (default: every configured one) and write records, figures and metrics.json."""
+    if names:
+        resolve_analyses(names)  # unknown names fail before any cache is read
+    out = stage_paths(params).analyze
+    for folder in (out.records, out.figures):
+        shutil.rmtree(folder, ignore_errors=True)  # outputs of this stage only; rebuilt below
+    ctx = AnalysisContext(list(params.models), CacheStore(params.inference.cache_dir), out.figures, params.datasets)
+    records = run_analyses(params.analyses, ctx, names)
+    write_records(records, out.records)
+    write_metrics_file(records, out.metrics)
+    return records
+
+
+def run_analyze(args: argparse.Namespace) -> None:
+    """``beyond-imagenet analyze``: one line per record, then the MLflow runs."""
+    params = load_stage_params(args.params)
+    records = analyze(params, args.analyses)
+    for record in records:
+        print_record(record)
+    if not args.no_mlflow:
+        log_to_mlflow(records, params.tracking, "analyze")

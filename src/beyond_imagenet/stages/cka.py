@@ -1,0 +1,51 @@
+"""Stage ``cka`` (docs/protocol.md §10, Fig. 8): minibatch CKA from the models -> records, matrices, figures, MLflow.
+
+Activations are never cached: each layer's batch Gram matrix is formed in the forward hook (``inference.cka_pass``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+
+from beyond_imagenet.analyses.cka import cka_records
+from beyond_imagenet.base.config import Params
+from beyond_imagenet.base.errors import UserError
+from beyond_imagenet.base.record import ResultRecord
+from beyond_imagenet.inference.cka_pass import SUBSET_RULE, build_taps, plan_cka, run_cka_pass
+from beyond_imagenet.records import write_metrics_file, write_records
+from beyond_imagenet.stages.common import log_to_mlflow, print_record
+from beyond_imagenet.stages.params import dataset_variants, load_stage_params
+from beyond_imagenet.stages.paths import stage_paths
+
+log = logging.getLogger(__name__)
+
+
+def cka(params: Params, model_ids: list[str] | None = None) -> list[ResultRecord]:
+    """Plan (fail fast), build each model once, one streamed pass, then records, matrices and Fig. 8."""
+    config = params.analyses.cka
+    if not config.dataset:
+        raise UserError("params: analyses.cka.dataset is not set; name an ImageNet val dataset of `datasets`")
+    variants = dataset_variants(params, config.dataset)
+    plan = plan_cka(config.dataset, variants, model_ids or params.models, config, params.inference.preprocessing)
+    log.info("CKA on %d images of %s (%s)", len(plan.dataset), plan.dataset.name, SUBSET_RULE)
+    built = build_taps(plan)
+    module = run_cka_pass(plan, config, params.inference, built)
+    paths = stage_paths(params)
+    shutil.rmtree(paths.cka.root, ignore_errors=True)  # this stage's outputs only; rebuilt below
+    records = cka_records(plan, module, built[1], config, params.inference.precision, paths.cka_outputs)
+    write_records(records, paths.cka.records)
+    write_metrics_file(records, paths.cka.metrics)
+    return records
+
+
+def run_cka(args: argparse.Namespace) -> None:
+    """``beyond-imagenet cka``: one line per record, where the outputs are, then the MLflow runs."""
+    params = load_stage_params(args.params)
+    records = cka(params, args.models)
+    for record in records:
+        print_record(record)
+    print(f"records, CKA matrices (.npz) and Fig. 8 under {stage_paths(params).cka.root}")
+    if not args.no_mlflow:
+        log_to_mlflow(records, params.tracking, "cka")
