@@ -1,4 +1,4 @@
-"""Peak memory of streaming minibatch CKA vs the number of images (PROTOCOL §10): it must not grow with N.
+"""Peak memory of streaming minibatch CKA vs the number of images (docs/protocol.md §10): it must not grow with N.
 
 Each N runs in a fresh subprocess. ``tracemalloc`` only sees Python's allocator, not torch's CPU tensors, so we
 measure the process's resident memory from the kernel instead: after imports and a tiny warm-up batch (8 images)

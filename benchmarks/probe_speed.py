@@ -2,7 +2,7 @@
 
 Both sides get the same synthetic features (Gaussian class means plus noise, raw; both L2-normalise) split into
 train / val / test, and do the same work: one fit per candidate on train, scored by val top-1; then a refit on
-train+val with the best candidate and one test evaluation (TRANSFER.md §2.3, §4).
+train+val with the best candidate and one test evaluation (docs/transfer.md §2.3, §4).
 
 - ours: ``search_hyperparameters`` (``--method grid``: the coarse-to-fine wd grid, <= 15 fits; ``tpe``:
   ``--trials`` seeded TPE trials) then ``refit_and_test``, with AdamW / cosine / ``--epochs`` / ``--batch-size``;

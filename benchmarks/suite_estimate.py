@@ -1,8 +1,8 @@
 """Estimated wall time of the whole paper suite on one GPU, from measured throughput (issue 6).
 
 Every pass of the pipeline runs all four models on each decoded image, so its time is images / (end-to-end
-four-model rate). The workload is the paper's datasets at their PROTOCOL.md sizes (§2.1, §4, §6, §9, §10) plus the
-VTAB sources (TRANSFER.md §6). Resolution sweep points cost more than a 224 px image: they are weighted by the
+four-model rate). The workload is the paper's datasets at their docs/protocol.md sizes (§2.1, §4, §6, §9, §10) plus the
+VTAB sources (docs/transfer.md §6). Resolution sweep points cost more than a 224 px image: they are weighted by the
 number of input pixels, (r / 224)^2, a first-order model of the backbones' compute (ViT attention grows faster,
 so large r is underestimated a little).
 
@@ -21,7 +21,7 @@ IMAGENET_VAL = 50_000
 INVARIANCE_SCALES = 5  # §9.1: s in {1, 1.25, 1.5, 2, 3}, all fed at 224 px
 INVARIANCE_SHIFTS = 5  # §9.2: d in {0, 5, 30, 75, 100}
 INVARIANCE_RESOLUTIONS = (112, 224, 336, 512, 640)  # §9.3
-VTAB_CLIPBENCH19_IMAGES = 1_762_520 - 108_753 + 60_000  # TRANSFER.md §6: vtab19 unique images, SUN397 -> CIFAR-10
+VTAB_CLIPBENCH19_IMAGES = 1_762_520 - 108_753 + 60_000  # docs/transfer.md §6: vtab19 unique images, SUN397 -> CIFAR-10
 
 
 def workload() -> list[tuple[str, float]]:

@@ -1,7 +1,7 @@
 """Import torchvision on machines where its compiled ops do not match the installed torch.
 
 PyPI's torchvision wheel is a CUDA build; against the CPU torch wheel its compiled ops fail to register and
-`import torchvision` dies on `torchvision::nms` (DESIGN.md, environment facts). Nothing here uses those ops,
+`import torchvision` dies on `torchvision::nms` (docs/architecture.md, environment facts). Nothing here uses those ops,
 so when (and only when) the import fails that way, we declare the two op schemas it looks up and retry.
 A GPU machine with matching builds imports torchvision untouched.
 """

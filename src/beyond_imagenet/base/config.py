@@ -35,16 +35,16 @@ class DatasetConfig:
     # False: accept fewer images or classes than the registered kind has (a subset, or a demo stand-in);
     # the manifest then says `complete: false`.
     check_size: bool = True
-    # model: each model's own resize + crop (PROTOCOL §1.3); none: ToTensor + normalisation only, for
+    # model: each model's own resize + crop (docs/protocol.md §1.3); none: ToTensor + normalisation only, for
     # images already at the model's input size (cue-conflict §6, ImageNet-C §7.8 default).
     geometry: Literal["model", "none"] | None = None
-    # ImageNet-Hard: the pinned commit of the Hugging Face dataset taesiri/imagenet-hard (PROTOCOL §7.6)
+    # ImageNet-Hard: the pinned commit of the Hugging Face dataset taesiri/imagenet-hard (docs/protocol.md §7.6)
     revision: str | None = None
 
 
 @dataclass(frozen=True)
 class InferenceConfig:
-    """The single cached pass over each dataset (DESIGN.md data flow)."""
+    """The single cached pass over each dataset (docs/architecture.md, data flow)."""
 
     batch_size: int = 64
     precision: Literal["fp32", "bf16"] = "fp32"
@@ -72,7 +72,7 @@ class AccuracyConfig:
 @dataclass(frozen=True)
 class CalibrationConfig:
     datasets: list[str] = field(default_factory=list)
-    n_bins: int = 15  # PROTOCOL §5: M = 15
+    n_bins: int = 15  # docs/protocol.md §5: M = 15
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ class AnalysesConfig:
 
 @dataclass(frozen=True)
 class ProbeParams:
-    """One probe fit (TRANSFER.md §2.2, §2.6): the fixed settings; the search tunes weight decay on top."""
+    """One probe fit (docs/transfer.md §2.2, §2.6): the fixed settings; the search tunes weight decay on top."""
 
     lr: float = 0.1
     epochs: int = 40
@@ -166,7 +166,7 @@ class ProbeParams:
 
 @dataclass(frozen=True)
 class ProbeSearchParams:
-    """Hyper-parameter search on train -> val only (TRANSFER.md §2.3, §4)."""
+    """Hyper-parameter search on train -> val only (docs/transfer.md §2.3, §4)."""
 
     method: Literal["tpe", "grid"] = "tpe"  # seeded Optuna TPE, or CLIP_benchmark's coarse-to-fine wd grid
     n_trials: int = 19  # TPE budget (the grid's 19 fits)
@@ -178,7 +178,7 @@ class ProbeSearchParams:
 
 @dataclass(frozen=True)
 class TransferConfig:
-    """VTAB linear probes on cached features (paper §6, Table 3, Fig. 6 bottom; TRANSFER.md)."""
+    """VTAB linear probes on cached features (paper §6, Table 3, Fig. 6 bottom; docs/transfer.md)."""
 
     root: str | None = None  # folder holding the VTAB copies; unset: the transfer stages do nothing
     # on-disk format, a registered layout of data/vtab/layouts (docs/vtab.md): tfds_parquet exports (exact VTAB
@@ -188,7 +188,7 @@ class TransferConfig:
     preset: Literal["vtab19", "clipbench19"] = "clipbench19"  # §3.3; clipbench19 matches the paper best
     tasks: list[str] | None = None  # a subset of the preset; the aggregate names the others as missing
     protocol: Literal["full", "1k"] = "full"  # full splits (the paper) or VTAB-1k (§3.4)
-    check_size: bool = True  # False: accept split sizes other than TRANSFER.md §3.1 (a subset or the demo)
+    check_size: bool = True  # False: accept split sizes other than docs/transfer.md §3.1 (a subset or the demo)
     val_seed: int = 0  # layout wds only: seed of the stratified val hold-out carved from train (§4)
     features_dir: str = "features"  # feature caches: <features_dir>/<model>/<source>/<split>/
     device: Literal["auto", "cpu", "cuda"] = "auto"  # where the probes train

@@ -1,4 +1,4 @@
-"""Errors a user can act on, and close-match suggestions for mistyped names (DESIGN.md principle 6)."""
+"""Errors a user can act on, and close-match suggestions for mistyped names (docs/architecture.md, principle 6)."""
 
 from __future__ import annotations
 

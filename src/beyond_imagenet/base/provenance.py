@@ -1,4 +1,4 @@
-"""Where a result came from: code version, library versions, machine (DESIGN.md principle 8)."""
+"""Where a result came from: code version, library versions, machine (docs/architecture.md, principle 8)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from beyond_imagenet.base.errors import DatasetLayoutError, UserError
 
-# The 207 ImageNet indices of the 16 categories (PROTOCOL §6 table; model-vs-human `human_categories.py`).
+# The 207 ImageNet indices of the 16 categories (docs/protocol.md §6 table; model-vs-human `human_categories.py`).
 CATEGORY_INDICES: dict[str, tuple[int, ...]] = {
     "airplane": (404,),
     "bear": (294, 295, 296, 297),
@@ -43,9 +43,9 @@ CATEGORY_INDICES: dict[str, tuple[int, ...]] = {
 }
 CATEGORIES: tuple[str, ...] = tuple(sorted(CATEGORY_INDICES))
 
-CUE_CONFLICT_EXPECTED = 1280  # 16 folders x 80 images (PROTOCOL §6)
+CUE_CONFLICT_EXPECTED = 1280  # 16 folders x 80 images (docs/protocol.md §6)
 CUE_CONFLICT_PER_CLASS = 80
-CUE_CONFLICT_BYTES = 136_489_547  # total size of the 1,280 PNGs (PROTOCOL §6, §13)
+CUE_CONFLICT_BYTES = 136_489_547  # total size of the 1,280 PNGs (docs/protocol.md §6, §13)
 CUE_CONFLICT_SOURCE = (
     "github.com/bethgelab/model-vs-human/releases/download/v0.1/cue-conflict.tar.gz "
     "(or rgeirhos/texture-vs-shape stimuli/style-transfer-preprocessed-512/)"
@@ -70,7 +70,7 @@ def check_category(name: str, what: str) -> str:
 
 def parse_cue_conflict_name(shape_folder: str, file_name: str) -> tuple[str, str]:
     """(shape, texture) of one stimulus: shape = parent folder; texture = text after the last '-', digits and
-    extension removed (PROTOCOL §6; model-vs-human ``get_texture_category``)."""
+    extension removed (docs/protocol.md §6; model-vs-human ``get_texture_category``)."""
     shape = check_category(shape_folder, f"cue-conflict folder of {file_name!r}")
     stem = file_name.split(".")[0]
     texture = "".join(c for c in stem.split("-")[-1] if not c.isdigit())
@@ -116,7 +116,7 @@ def _scan_folder(folder: Path) -> list[CueConflictEntry]:
 
 
 def scan_cue_conflict(root: str | Path) -> list[CueConflictEntry]:
-    """(path, shape, texture) of every stimulus in ``root/<shape>/<shape><i>-<texture><j>.png`` (PROTOCOL §2.1,
+    """(path, shape, texture) of every stimulus in ``root/<shape>/<shape><i>-<texture><j>.png`` (docs/protocol.md §2.1,
     §6), sorted by shape folder then file name. Accepts the folder holding ``cue-conflict/`` too."""
     root = _resolve_root(Path(root))
     _check_folders(root)
@@ -124,7 +124,7 @@ def scan_cue_conflict(root: str | Path) -> list[CueConflictEntry]:
 
 
 def check_complete(entries: Sequence[CueConflictEntry]) -> None:
-    """Raise unless ``entries`` is the full set: 1,280 images, 80 per class, 136,489,547 bytes (PROTOCOL §6)."""
+    """Raise unless ``entries`` is the full set: 1,280 images, 80 per class, 136,489,547 bytes (docs/protocol.md §6)."""
     if len(entries) != CUE_CONFLICT_EXPECTED:
         raise DatasetLayoutError(
             f"cue-conflict is incomplete: found {len(entries)} images, expected {CUE_CONFLICT_EXPECTED}; "

@@ -1,10 +1,10 @@
 """Decode one image file into an 8-bit RGB PIL image, the input every preprocessing pipeline starts from.
 
-PROTOCOL.md §1.3: every image is converted to RGB before the model's transform, as the paper's official
+docs/protocol.md §1.3: every image is converted to RGB before the model's transform, as the paper's official
 loader does (``PIL.Image.open(f).convert("RGB")``). This module matches that loader wherever the loader is
 well defined and fixes it where Pillow's own conversion is wrong (16-bit and 32-bit integer grayscale, which
 ``convert`` clips so most of the image turns white). Failures never pass silently: every one raises
-:class:`~beyond_imagenet.errors.ImageDecodeError` with the path (DESIGN.md principle 6).
+:class:`~beyond_imagenet.errors.ImageDecodeError` with the path (docs/architecture.md, principle 6).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Fetch the cue-conflict stimuli (PROTOCOL §6) from their published release, checked before use.
+"""Fetch the cue-conflict stimuli (docs/protocol.md §6) from their published release, checked before use.
 
 The archive's sha256 is recorded next to the extracted folder; the content is checked against the published
 facts of the set (1,280 PNGs, 80 per class, 136,489,547 bytes). Extraction goes to a temporary folder that is

@@ -1,8 +1,8 @@
-"""Scan and validate ImageFolder-style datasets, ``<root>/<class_id>/<image>`` (PROTOCOL.md §2.1).
+"""Scan and validate ImageFolder-style datasets, ``<root>/<class_id>/<image>`` (docs/protocol.md §2.1).
 
 Used for IN val, ImageNetV2, IN-A, IN-R, Sketch and each ImageNet-C set. The layout is validated before
-anything is returned, so a wrong ``--root`` fails before a model is loaded (DESIGN.md principle 6), and
-ImageNetV2's integer folders are ordered numerically, never lexicographically (PROTOCOL.md §14).
+anything is returned, so a wrong ``--root`` fails before a model is loaded (docs/architecture.md, principle 6), and
+ImageNetV2's integer folders are ordered numerically, never lexicographically (docs/protocol.md §14).
 Original file names are kept as sample ids because ImageNet-X and ReaL join on them.
 """
 

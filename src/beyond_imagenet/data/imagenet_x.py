@@ -43,7 +43,7 @@ VAL_NAME = re.compile(r"ILSVRC2012_val_(\d{8})\.JPEG")
 PROTOTYPES_FILE = "prototypical_paths.csv"
 VAL_LABELS_FILE = "filename_label.csv"
 INSTALL_HINT = (
-    "pip install imagenet-x==0.0.7 (its annotations are licensed CC BY-NC 4.0: non-commercial use only, PROTOCOL §13)"
+    "pip install imagenet-x==0.0.7 (its annotations are licensed CC BY-NC 4.0: non-commercial use only, docs/protocol.md §13)"
 )
 
 
@@ -85,7 +85,7 @@ def check_val_ids(sample_ids: Sequence[str], where: str) -> None:
         raise UserError(
             f"{where}: {len(bad)} sample id(s) are not ImageNet val file names like ILSVRC2012_val_00000001.JPEG "
             f"(e.g. {', '.join(repr(b) for b in bad[:3])}). Run inference on the IN val folder that keeps the "
-            "original file names (PROTOCOL §2.1), with base names, not paths, as sample ids."
+            "original file names (docs/protocol.md §2.1), with base names, not paths, as sample ids."
         )
     counts = pd.Series(list(sample_ids)).value_counts()
     duplicated = counts[counts > 1].index.tolist()

@@ -1,4 +1,4 @@
-"""Label spaces: a dataset's classes and their mapping into ImageNet-1k (PROTOCOL.md §2.1-§2.2).
+"""Label spaces: a dataset's classes and their mapping into ImageNet-1k (docs/protocol.md §2.1-§2.2).
 
 Class index ``k`` of ImageNet-1k is the standard one: sorted WordNet ids, 0 = n01440764 "tench".
 A dataset declares one of:

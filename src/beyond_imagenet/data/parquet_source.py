@@ -1,4 +1,4 @@
-"""Images stored in parquet files, as in the Hugging Face copy of ImageNet-Hard (PROTOCOL §7.6).
+"""Images stored in parquet files, as in the Hugging Face copy of ImageNet-Hard (docs/protocol.md §7.6).
 
 A local copy is a snapshot of the dataset repository ``taesiri/imagenet-hard`` at a pinned revision:
 ``<root>/data/validation-*.parquet`` with columns ``image`` (struct of ``bytes`` and ``path``), ``label``

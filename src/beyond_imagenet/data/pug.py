@@ -47,7 +47,7 @@ def validate_class_map(raw: object, source: str) -> dict[str, list[int]]:
 
 
 def load_class_map(path: str | Path) -> dict[str, list[int]]:
-    """Read ``class_to_imagenet_idx.json``: PUG class name -> ImageNet indices (PROTOCOL §4 Label mapping)."""
+    """Read ``class_to_imagenet_idx.json``: PUG class name -> ImageNet indices (docs/protocol.md §4 Label mapping)."""
     path = Path(path)
     if path.is_dir():
         path = path / CLASS_MAP_FILE
@@ -69,7 +69,7 @@ def pug_class_index(class_map: Mapping[str, Sequence[int]]) -> dict[str, int]:
 
 def pug_targets(class_names: Sequence[str], class_map: Mapping[str, Sequence[int]]) -> np.ndarray:
     """Labels of images given their class-folder names. Use this rather than a per-subset ImageFolder index,
-    which shifts if a subset lacks a class; folder names must equal the JSON keys exactly (PROTOCOL §4)."""
+    which shifts if a subset lacks a class; folder names must equal the JSON keys exactly (docs/protocol.md §4)."""
     index = pug_class_index(class_map)
     for name in sorted(set(class_names)):
         if name not in index:

@@ -52,7 +52,7 @@ def _parse(text: str, path: Path) -> list:
 def load_real_labels(path: str | Path | None = None, expected_md5: str | None = None) -> dict[str, list[int]]:
     """Map each val file name to its ReaL label list (possibly empty).
 
-    The default file (``real_labels_path()``) is checked against the md5 of PROTOCOL §2.1; a user file is
+    The default file (``real_labels_path()``) is checked against the md5 of docs/protocol.md §2.1; a user file is
     checked only when ``expected_md5`` is given.
     """
     if path is None:
@@ -68,7 +68,7 @@ def load_real_labels(path: str | Path | None = None, expected_md5: str | None = 
         actual = hashlib.md5(data).hexdigest()
         if actual != expected_md5:
             raise UserError(
-                f"ReaL labels file {path} has md5 {actual}, expected {expected_md5} (PROTOCOL §2.1). The file is "
+                f"ReaL labels file {path} has md5 {actual}, expected {expected_md5} (docs/protocol.md §2.1). The file is "
                 "corrupt or another version: reinstall imagenet-x==0.0.7 or download real.json again."
             )
     entries = _parse(data.decode("utf-8"), path)

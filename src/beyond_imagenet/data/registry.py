@@ -1,6 +1,6 @@
 """Dataset registry: a name in ``params.yaml`` -> a scanned, validated dataset with its label space.
 
-Registered kinds carry the defaults of PROTOCOL.md §2.1 (layout, label space, expected size). Any other
+Registered kinds carry the defaults of docs/protocol.md §2.1 (layout, label space, expected size). Any other
 dataset plugs in as ``kind: image_folder`` with a path and a label space, so a user's own data need not
 pretend to be ImageNet. Scanning validates the layout before any model is loaded.
 """
@@ -33,7 +33,7 @@ from beyond_imagenet.data.samples import Sample
 
 Layout = Literal["class_folders", "imagenet_c", "pug", "parquet"]
 
-IMAGENET_C_CORRUPTIONS: tuple[str, ...] = (  # the 15 standard corruptions, as folder names (PROTOCOL §7.8)
+IMAGENET_C_CORRUPTIONS: tuple[str, ...] = (  # the 15 standard corruptions, as folder names (docs/protocol.md §7.8)
     "brightness", "contrast", "defocus_blur", "elastic_transform", "fog", "frost", "gaussian_noise", "glass_blur",
     "impulse_noise", "jpeg_compression", "motion_blur", "pixelate", "shot_noise", "snow", "zoom_blur",
 )  # fmt: skip
@@ -43,7 +43,7 @@ PUG_CLASS_MAP_FILE = CLASS_MAP_FILE
 
 @dataclass(frozen=True)
 class DatasetKind:
-    """Defaults and expectations for a family of on-disk datasets (PROTOCOL §2.1)."""
+    """Defaults and expectations for a family of on-disk datasets (docs/protocol.md §2.1)."""
 
     name: str
     description: str
@@ -62,7 +62,7 @@ DATASET_KINDS: dict[str, DatasetKind] = {
     for kind in (
         DatasetKind(
             "imagenet_val",
-            "ImageNet-1k validation set, val/<wnid>/ILSVRC2012_val_XXXXXXXX.JPEG (PROTOCOL §2.1)",
+            "ImageNet-1k validation set, val/<wnid>/ILSVRC2012_val_XXXXXXXX.JPEG (docs/protocol.md §2.1)",
             "imagenet1k",
             "wnid",
             expected_images=50_000,
@@ -369,7 +369,7 @@ def _resolve_parquet(name: str, kind: DatasetKind, config: DatasetConfig) -> lis
     if not config.revision:
         raise DatasetLayoutError(
             f"dataset {name!r}: set `revision:` to the commit of taesiri/imagenet-hard you downloaded; the dataset "
-            "was revised (13,630 -> 11,350 -> 10,980 images), so results need the pinned revision (PROTOCOL §7.6)"
+            "was revised (13,630 -> 11,350 -> 10,980 images), so results need the pinned revision (docs/protocol.md §7.6)"
         )
     found = snapshot_revision(root)
     if found is not None and found != config.revision:

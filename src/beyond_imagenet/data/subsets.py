@@ -1,4 +1,4 @@
-"""Deterministic class-stratified subsets of a scanned dataset (PROTOCOL §10: CKA on 10% of ImageNet val).
+"""Deterministic class-stratified subsets of a scanned dataset (docs/protocol.md §10: CKA on 10% of ImageNet val).
 
 The subset is the first images of each class in sample-id order, so every model, layer and rerun sees the same
 images in the same order. It is itself an :class:`ImageDataset` (``complete: false``), so its manifest hash,

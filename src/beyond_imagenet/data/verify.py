@@ -1,5 +1,5 @@
 """``beyond-imagenet verify``: check a dataset before a run: layout, counts, side files, and that every image
-decodes (PROTOCOL §2, §14). Layout, counts and side files are checked by the registry while scanning; this
+decodes (docs/protocol.md §2, §14). Layout, counts and side files are checked by the registry while scanning; this
 module adds the decode pass, spread over worker processes.
 """
 

@@ -1,4 +1,4 @@
-"""Reliability diagrams and confidence histograms, laid out like paper Fig. 4 (PROTOCOL §5, Plots).
+"""Reliability diagrams and confidence histograms, laid out like paper Fig. 4 (docs/protocol.md §5, Plots).
 
 Figures are built with the object-oriented ``matplotlib.figure.Figure`` API and rendered by Agg, so no window
 ever opens whatever backend the caller uses; PNGs are written atomically (temp file + ``os.replace``).

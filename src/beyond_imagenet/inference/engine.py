@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 class MultiModelPredictor(L.LightningModule):
     """Runs each backbone on the tensor of its preprocessing key; returns float32 logits and features.
 
-    ``features_only``: the pooled features alone (VTAB feature extraction, TRANSFER.md §2.1); logits are an
+    ``features_only``: the pooled features alone (VTAB feature extraction, docs/transfer.md §2.1); logits are an
     empty [B, 0] array, so no classifier or zero-shot head is needed.
     """
 
@@ -176,7 +176,7 @@ def speed_options(inference, accelerator: str) -> dict[str, bool]:
 
 
 def make_trainer(accelerator: str, precision: str, callbacks: list[Callback]) -> L.Trainer:
-    """One device per process (DESIGN.md: multi-device eval would duplicate samples)."""
+    """One device per process (docs/architecture.md: multi-device eval would duplicate samples)."""
     return L.Trainer(
         accelerator=accelerator,
         devices=1,

@@ -203,7 +203,7 @@ class FeatureCache:
 
 
 def load_features(path: str | Path, expected_hash: str | None = None) -> FeatureCache:
-    """Read a complete cache; ``expected_hash`` guards against stale caches (TRANSFER.md §2.1 pitfall)."""
+    """Read a complete cache; ``expected_hash`` guards against stale caches (docs/transfer.md §2.1 pitfall)."""
     path = Path(path)
     meta = read_meta(path)
     if meta is None:

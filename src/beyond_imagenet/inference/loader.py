@@ -1,4 +1,4 @@
-"""Decode each image once and apply every selected model's own preprocessing to it (DESIGN.md data flow).
+"""Decode each image once and apply every selected model's own preprocessing to it (docs/architecture.md, data flow).
 
 Models that share a preprocessing spec (e.g. the two supervised paper models) share one tensor per image.
 An image that cannot be decoded yields zero tensors and its error text; the writer records it by path and

@@ -18,6 +18,6 @@ def topk_accuracy(logits: np.ndarray, targets: np.ndarray, k: int) -> float:
     k = min(k, logits.shape[1])
     target_logit = np.take_along_axis(logits, targets[:, None], axis=1)
     # rank = number of classes scoring strictly higher than the target; ties count in the target's favour,
-    # matching argmax/top-k up to exact float ties (probability zero, PROTOCOL §2.3).
+    # matching argmax/top-k up to exact float ties (probability zero, docs/protocol.md §2.3).
     rank = (logits > target_logit).sum(axis=1)
     return 100.0 * int((rank < k).sum()) / len(targets)

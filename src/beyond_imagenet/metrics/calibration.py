@@ -1,4 +1,4 @@
-"""Calibration metrics: max-softmax confidence, reliability bins and ECE (PROTOCOL §5, paper Fig. 4).
+"""Calibration metrics: max-softmax confidence, reliability bins and ECE (docs/protocol.md §5, paper Fig. 4).
 
 Pure numpy, float64 internally. Bins follow the official code: ``edges = linspace(0, 1, n_bins + 1)``
 and a sample goes in bin ``i`` when ``edges[i] < conf <= edges[i + 1]`` (left-open, right-closed), so a
@@ -14,14 +14,14 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_N_BINS = 15  # paper and official code (PROTOCOL §5)
+DEFAULT_N_BINS = 15  # paper and official code (docs/protocol.md §5)
 
 
 def softmax_confidence(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Max-softmax confidence and argmax prediction of ``[N, C]`` logits (PROTOCOL §5, per-sample quantities).
+    """Max-softmax confidence and argmax prediction of ``[N, C]`` logits (docs/protocol.md §5, per-sample quantities).
 
     The softmax is computed in float64 after subtracting the row maximum, so huge logits do not overflow.
-    Non-finite logits raise: a NaN logit is never counted as a prediction (DESIGN.md principle 6).
+    Non-finite logits raise: a NaN logit is never counted as a prediction (docs/architecture.md, principle 6).
     """
     x = np.asarray(logits, dtype=np.float64)
     if x.ndim != 2:
@@ -75,7 +75,7 @@ def _validate_correct(correct: np.ndarray) -> np.ndarray:
 
 
 def bin_edges(n_bins: int = DEFAULT_N_BINS) -> np.ndarray:
-    """Equal-width confidence bin edges ``linspace(0, 1, n_bins + 1)`` (PROTOCOL §5)."""
+    """Equal-width confidence bin edges ``linspace(0, 1, n_bins + 1)`` (docs/protocol.md §5)."""
     if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
         raise ValueError(f"n_bins must be an integer >= 1, got {n_bins!r}")
     return np.linspace(0.0, 1.0, int(n_bins) + 1, dtype=np.float64)
@@ -95,7 +95,7 @@ def _nan_to_none(values: np.ndarray) -> list[float | None]:
 
 @dataclass(frozen=True, eq=False)
 class CalibrationBins:
-    """Per-bin reliability statistics (PROTOCOL §5): counts, accuracy, mean confidence and proportion.
+    """Per-bin reliability statistics (docs/protocol.md §5): counts, accuracy, mean confidence and proportion.
 
     ``accuracy`` and ``confidence`` are NaN for empty bins. ``eq=False`` because array fields make the
     generated ``__eq__`` ambiguous; compare fields with numpy instead.
@@ -133,7 +133,7 @@ def _readonly(arr: np.ndarray) -> np.ndarray:
 
 
 def calibration_bins(confidence: np.ndarray, correct: np.ndarray, n_bins: int = DEFAULT_N_BINS) -> CalibrationBins:
-    """Bin samples by confidence into left-open, right-closed bins (PROTOCOL §5, paper Fig. 4).
+    """Bin samples by confidence into left-open, right-closed bins (docs/protocol.md §5, paper Fig. 4).
 
     Confidence exactly 1.0 lands in the last bin; exactly 0.0 (only possible from a hand-written cache) in
     bin 0. Raises ValueError on non-1-D input, length mismatch, no samples, confidences outside [0, 1] or
@@ -168,19 +168,19 @@ def calibration_bins(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 
 
 
 def ece_from_bins(bins: CalibrationBins) -> float:
-    """ECE = Σ_i prop_i · |acc_i − conf_i| over non-empty bins; empty bins contribute 0 (PROTOCOL §5)."""
+    """ECE = Σ_i prop_i · |acc_i − conf_i| over non-empty bins; empty bins contribute 0 (docs/protocol.md §5)."""
     nonempty = bins.counts > 0
     gaps = np.abs(bins.accuracy[nonempty] - bins.confidence[nonempty])
     return float(np.sum(bins.proportion[nonempty] * gaps))
 
 
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, n_bins: int = DEFAULT_N_BINS) -> float:
-    """Expected calibration error with ``n_bins`` equal-width left-open bins (PROTOCOL §5, paper Fig. 4)."""
+    """Expected calibration error with ``n_bins`` equal-width left-open bins (docs/protocol.md §5, paper Fig. 4)."""
     return ece_from_bins(calibration_bins(confidence, correct, n_bins))
 
 
 def top1_accuracy(prediction: np.ndarray, target: np.ndarray) -> float:
-    """Fraction of samples whose prediction equals the target, in [0, 1] (PROTOCOL §5, ``correct``)."""
+    """Fraction of samples whose prediction equals the target, in [0, 1] (docs/protocol.md §5, ``correct``)."""
     pred = _as_vector("prediction", prediction)
     tgt = _as_vector("target", target)
     if pred.shape != tgt.shape:

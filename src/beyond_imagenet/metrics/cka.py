@@ -1,4 +1,4 @@
-"""Minibatch linear CKA with the unbiased HSIC estimator (PROTOCOL §10, paper Eq. 2).
+"""Minibatch linear CKA with the unbiased HSIC estimator (docs/protocol.md §10, paper Eq. 2).
 
 Following Nguyen, Raghu & Kornblith (2020), CKA between two layers is estimated over k minibatches as
 
@@ -24,7 +24,7 @@ CONSTANT_RTOL = 1e-10
 
 
 def gram_linear(x: torch.Tensor) -> torch.Tensor:
-    """Linear-kernel Gram matrix K = X Xᵀ in float64, with X = ``x`` flattened to [n, -1] (PROTOCOL §10)."""
+    """Linear-kernel Gram matrix K = X Xᵀ in float64, with X = ``x`` flattened to [n, -1] (docs/protocol.md §10)."""
     flat = x.reshape(x.shape[0], -1).to(torch.float64)
     return flat @ flat.T
 
@@ -40,14 +40,14 @@ def _check_gram(k: torch.Tensor, what: str = "Gram matrix") -> int:
 
 
 def _zero_diagonal(k: torch.Tensor) -> torch.Tensor:
-    """K̃: a float64 copy of K with its diagonal set to 0 (PROTOCOL §10)."""
+    """K̃: a float64 copy of K with its diagonal set to 0 (docs/protocol.md §10)."""
     out = k.to(torch.float64).clone()
     out.fill_diagonal_(0.0)
     return out
 
 
 def unbiased_hsic(K: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
-    """Unbiased HSIC₁ of Song et al. (2012) for two n x n Gram matrices of the same n examples (PROTOCOL §10).
+    """Unbiased HSIC₁ of Song et al. (2012) for two n x n Gram matrices of the same n examples (docs/protocol.md §10).
 
     HSIC₁ = [tr(K̃L̃) + (1ᵀK̃1)(1ᵀL̃1) / ((n-1)(n-2)) - 2/(n-2) · 1ᵀK̃L̃1] / (n(n-3)),  K̃, L̃ = diagonals zeroed.
     Computed in float64 in O(n²); raises ValueError for n < 4.
@@ -86,7 +86,7 @@ class _BatchStats:
         self.n = n
 
     def hsic_with(self, other: _BatchStats) -> torch.Tensor:
-        """HSIC₁ of every (self layer, other layer) pair, [rows, cols], float64 (PROTOCOL §10 formula)."""
+        """HSIC₁ of every (self layer, other layer) pair, [rows, cols], float64 (docs/protocol.md §10 formula)."""
         n = self.n
         trace = self.flat @ other.flat.T
         sums = torch.outer(self.total, other.total) / ((n - 1) * (n - 2))
@@ -103,7 +103,7 @@ class _BatchStats:
 
 
 class MinibatchCKA:
-    """Streaming minibatch linear CKA between row layers and column layers (PROTOCOL §10, paper Eq. 2).
+    """Streaming minibatch linear CKA between row layers and column layers (docs/protocol.md §10, paper Eq. 2).
 
     Within one model pass the same layer list (or ``col_layers=None``) and the same feature dict to ``update``;
     across models (layers of A vs layers of B on the same images in the same order) pass both. Per batch it keeps
@@ -179,7 +179,7 @@ class MinibatchCKA:
         return rows, matrix
 
     def result_cross(self) -> tuple[list[str], list[str], np.ndarray]:
-        """(row names, column names, CKA matrix [rows, cols]) from the accumulated HSIC₁ averages (PROTOCOL §10).
+        """(row names, column names, CKA matrix [rows, cols]) from the accumulated HSIC₁ averages (docs/protocol.md §10).
 
         mean_i HSIC₁(K_i, L_i) / sqrt(mean_i HSIC₁(K_i, K_i) · mean_i HSIC₁(L_i, L_i)): the ratio of averages, not
         an average of per-batch CKA. Raises ValueError before any batch, or naming a layer whose mean self-HSIC₁ is

@@ -3,7 +3,7 @@
 The argmax over all 1000 ImageNet logits is mapped to a PUG class. ``official``: through the inverse map of
 ``class_to_imagenet_idx.json`` as in ``inference/pug_imagenet.py`` of the official code, where an ImageNet index
 listed by two classes belongs only to the later-sorted one (IN 841 -> ``Sweatshirt``, so no ``Shirt`` image is
-ever correct). ``corrected``: correct when the prediction is in the true class's index list (PROTOCOL §12.8).
+ever correct). ``corrected``: correct when the prediction is in the true class's index list (docs/protocol.md §12.8).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def pug_correct(
     class_map: Mapping[str, Sequence[int]],
     variant: str = "official",
 ) -> np.ndarray:
-    """Per-image correctness (PROTOCOL §4 Metric): ``official`` via the inverse map, ``corrected`` via membership
+    """Per-image correctness (docs/protocol.md §4 Metric): ``official`` via the inverse map, ``corrected`` via membership
     of the prediction in the true class's index list. Unmapped predictions are wrong in both."""
     class_map = validate_class_map(class_map, "PUG class map")
     pred, true = _check_predictions(pred_imagenet, true_pug, len(class_map))

@@ -18,11 +18,11 @@ from scipy import special, stats
 from beyond_imagenet.base.errors import UserError
 from beyond_imagenet.data.registry import IMAGENET_C_CORRUPTIONS, IMAGENET_C_SEVERITIES
 
-# PROTOCOL §7.8: the 15 standard corruptions (folder names) and 5 severities, defined with the dataset layout.
-# The 4 "extra" corruptions are not used (PROTOCOL §7.8); they are ignored if present.
+# docs/protocol.md §7.8: the 15 standard corruptions (folder names) and 5 severities, defined with the dataset layout.
+# The 4 "extra" corruptions are not used (docs/protocol.md §7.8); they are ignored if present.
 IMAGENET_C_EXTRA_CORRUPTIONS: tuple[str, ...] = ("gaussian_blur", "saturate", "spatter", "speckle_noise")
 
-# PROTOCOL §7.8: AlexNet top-1 error (fraction) per corruption, already averaged over severities 1-5.
+# docs/protocol.md §7.8: AlexNet top-1 error (fraction) per corruption, already averaged over severities 1-5.
 ALEXNET_ERRORS: dict[str, float] = {
     "gaussian_noise": 0.886428,
     "shot_noise": 0.894468,
@@ -41,7 +41,7 @@ ALEXNET_ERRORS: dict[str, float] = {
     "jpeg_compression": 0.606500,
 }
 
-# PROTOCOL §7.9 / §11.2: Table 2's shifted sets in the paper's column order; INet-Val is not one of them.
+# docs/protocol.md §7.9 / §11.2: Table 2's shifted sets in the paper's column order; INet-Val is not one of them.
 TABLE2_SHIFTS: tuple[str, ...] = (
     "imagenet_v2",
     "imagenet_a",
@@ -64,7 +64,7 @@ DATASET_LABELS: dict[str, str] = {
     "imagenet_real": "Real",
 }
 
-# TRANSFER §5.2: four models cannot define a baseline line; below this many the fit refuses by default.
+# docs/transfer.md §5.2: four models cannot define a baseline line; below this many the fit refuses by default.
 DEFAULT_MIN_BASELINE_MODELS = 5
 _ABSOLUTE_MIN_BASELINE_MODELS = 3
 
@@ -113,7 +113,7 @@ def _label_set(labels: Any, index: int) -> set[int]:
 
 
 def multilabel_top1_accuracy(predicted: np.ndarray, label_lists: Sequence[Sequence[int]]) -> dict[str, float | int]:
-    """Top-1 accuracy where an image is correct if its top-1 class is in its label list (PROTOCOL §7.6, §7.7).
+    """Top-1 accuracy where an image is correct if its top-1 class is in its label list (docs/protocol.md §7.6, §7.7).
 
     ``predicted`` holds one top-1 class id per image; ``label_lists`` one list of valid ids per image, either
     ragged or padded with -1 (negative entries are ignored). Images with no valid label are skipped and counted
@@ -150,7 +150,7 @@ def multilabel_top1_accuracy(predicted: np.ndarray, label_lists: Sequence[Sequen
 
 
 # --------------------------------------------------------------------------------------------------------------
-# ImageNet-C (PROTOCOL §7.8)
+# ImageNet-C (docs/protocol.md §7.8)
 
 
 def _is_imagenet_c_key(key: Any) -> bool:
@@ -187,7 +187,7 @@ def _imagenet_c_grid(acc: Mapping[tuple[str, int], float]) -> dict[str, list[flo
 
 
 def imagenet_c_summary(acc: Mapping[tuple[str, int], float]) -> dict[str, Any]:
-    """ImageNet-C mean accuracy (Table 2 "C") and mCE from top-1 % per (corruption, severity) (PROTOCOL §7.8).
+    """ImageNet-C mean accuracy (Table 2 "C") and mCE from top-1 % per (corruption, severity) (docs/protocol.md §7.8).
 
     Accuracy is averaged over severities per corruption, then over the 15 corruptions. The corruption error is
     ``CE_c = 100 * mean_s(err_{c,s}) / ALEXNET_ERRORS[c]`` (errors as fractions; the constants are AlexNet's
@@ -206,11 +206,11 @@ def imagenet_c_summary(acc: Mapping[tuple[str, int], float]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# averages and ratios (PROTOCOL §7.9, TRANSFER §5.2)
+# averages and ratios (docs/protocol.md §7.9, docs/transfer.md §5.2)
 
 
 def average_robustness(acc: Mapping[str, float], shifts: Sequence[str]) -> float:
-    """JANuS average robustness AR = unweighted mean top-1 over the shift sets ``shifts`` (TRANSFER §5.2).
+    """JANuS average robustness AR = unweighted mean top-1 over the shift sets ``shifts`` (docs/transfer.md §5.2).
 
     Every named shift must be present: a missing set raises rather than averaging over fewer.
     """
@@ -231,7 +231,7 @@ def table2_average(acc: Mapping[str, float]) -> float:
 
 
 def effective_robustness_ratio(average_robustness: float, acc_id: float) -> float:
-    """ERR = AR / acc_id (TRANSFER §5.2, JANuS); both in the same unit (% or fractions)."""
+    """ERR = AR / acc_id (docs/transfer.md §5.2, JANuS); both in the same unit (% or fractions)."""
     for name, v in (("average_robustness", average_robustness), ("acc_id", acc_id)):
         if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v):
             raise UserError(f"{name} must be a finite number, got {v!r}")
@@ -243,7 +243,7 @@ def effective_robustness_ratio(average_robustness: float, acc_id: float) -> floa
 
 
 # --------------------------------------------------------------------------------------------------------------
-# effective robustness (Taori et al. 2020, TRANSFER §5.2)
+# effective robustness (Taori et al. 2020, docs/transfer.md §5.2)
 
 
 class LogitLine(NamedTuple):
@@ -275,7 +275,7 @@ def fit_effective_robustness_line(
     *,
     min_models: int = DEFAULT_MIN_BASELINE_MODELS,
 ) -> LogitLine:
-    """OLS fit of the baseline line in logit space, as the imagenet-testbed does (TRANSFER §5.2).
+    """OLS fit of the baseline line in logit space, as the imagenet-testbed does (docs/transfer.md §5.2).
 
     Inputs are top-1 accuracies in % (strictly between 0 and 100) of baseline models trained on ImageNet only,
     one pair per model; the fit is ``scipy.stats.linregress(logit(id), logit(shift))`` on fractions. Fewer than
@@ -290,7 +290,7 @@ def fit_effective_robustness_line(
     if len(x) < min_models:
         raise UserError(
             f"effective robustness needs a baseline line fitted on at least {min_models} ImageNet-only models, "
-            f"got {len(x)}. A few models cannot define the line (TRANSFER §5.2): evaluate 10-20 extra timm "
+            f"got {len(x)}. A few models cannot define the line (docs/transfer.md §5.2): evaluate 10-20 extra timm "
             "ImageNet-1k models with the same transforms, or use a published imagenet-testbed fit (slope, "
             "intercept) and cite it."
         )
@@ -303,7 +303,7 @@ def fit_effective_robustness_line(
 
 
 def predicted_shift_accuracy(acc_id: float, slope: float, intercept: float) -> float:
-    """Shift accuracy in % that the baseline line predicts at ``acc_id`` % (TRANSFER §5.2)."""
+    """Shift accuracy in % that the baseline line predicts at ``acc_id`` % (docs/transfer.md §5.2)."""
     x = _check_percent("acc_id", acc_id, open_interval=True)
     for name, v in (("slope", slope), ("intercept", intercept)):
         if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v):
@@ -313,7 +313,7 @@ def predicted_shift_accuracy(acc_id: float, slope: float, intercept: float) -> f
 
 
 def effective_robustness(acc_id: float, acc_shift: float, slope: float, intercept: float) -> float:
-    """ER = acc_shift - 100 * sigmoid(slope * logit(acc_id) + intercept), in % points (TRANSFER §5.2).
+    """ER = acc_shift - 100 * sigmoid(slope * logit(acc_id) + intercept), in % points (docs/transfer.md §5.2).
 
     Accuracies are top-1 in %; ``slope`` and ``intercept`` come from ``fit_effective_robustness_line`` (logits
     of fractions) or from a published imagenet-testbed fit.
@@ -327,7 +327,7 @@ def effective_robustness(acc_id: float, acc_shift: float, slope: float, intercep
 
 
 def robustness_table(per_model: Mapping[str, Mapping[str, float]]) -> list[dict[str, Any]]:
-    """Rows in the Table 2 layout (PROTOCOL §11.2): model, imagenet_val, the 7 shifts, average.
+    """Rows in the Table 2 layout (docs/protocol.md §11.2): model, imagenet_val, the 7 shifts, average.
 
     ``per_model`` maps a model id to its top-1 % per dataset; every model needs INet-Val and all 7 shifts.
     """

@@ -27,7 +27,7 @@ def _check_rows(values: np.ndarray, what: str) -> np.ndarray:
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax in float64 (PROTOCOL §6 step 1)."""
+    """Row-wise softmax in float64 (docs/protocol.md §6 step 1)."""
     z = np.asarray(logits, dtype=np.float64)
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
@@ -35,13 +35,13 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def category_probabilities(probabilities: np.ndarray) -> np.ndarray:
-    """[N, 16] arithmetic mean of the 1000-way probabilities over each category's indices (PROTOCOL §6 step 2)."""
+    """[N, 16] arithmetic mean of the 1000-way probabilities over each category's indices (docs/protocol.md §6 step 2)."""
     p = _check_rows(probabilities, "probabilities")
     return np.stack([p[:, list(CATEGORY_INDICES[c])].mean(axis=1) for c in CATEGORIES], axis=1)
 
 
 def category_decisions(probabilities: np.ndarray) -> np.ndarray:
-    """[N] index into ``CATEGORIES`` of the category with the highest mean probability (PROTOCOL §6 step 3)."""
+    """[N] index into ``CATEGORIES`` of the category with the highest mean probability (docs/protocol.md §6 step 3)."""
     return category_probabilities(probabilities).argmax(axis=1)
 
 
@@ -71,7 +71,7 @@ def _bias_counts(decisions: np.ndarray, shapes: np.ndarray, textures: np.ndarray
 
 
 def shape_bias(decisions: Sequence[str], shapes: Sequence[str], textures: Sequence[str]) -> dict:
-    """Pooled and per-shape-class shape bias (PROTOCOL §6 Metric; Fig. 5 dashed line and markers).
+    """Pooled and per-shape-class shape bias (docs/protocol.md §6 Metric; Fig. 5 dashed line and markers).
 
     Images with shape == texture are excluded; S + T == 0 gives NaN with ``shape_bias_defined`` False.
     ``fraction_correct_*`` divide by all images (model-vs-human); ``accuracy_16`` = decision == shape over all.

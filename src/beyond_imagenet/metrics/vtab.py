@@ -4,7 +4,7 @@ From per-(model, task) probe results (plain dicts with ``model``, ``task``, ``to
 in percent, optionally the chosen ``weight_decay``) this module builds
 
 - ``table3``: per model the per-task scores, the group means over the preset's natural (7), specialized (4) and
-  structured (8) tasks, and ``overall`` = the unweighted mean of the 19 tasks (TRANSFER §0.4: *not* the mean of
+  structured (8) tasks, and ``overall`` = the unweighted mean of the 19 tasks (docs/transfer.md §0.4: *not* the mean of
   the three group means), for top-1 (the VTAB metric) and for mean per-class recall (secondary, §2.5). A group
   mean or Overall with any task missing is ``None`` and the missing tasks are listed: nothing is ever averaged
   over fewer tasks;
@@ -34,7 +34,7 @@ GROUP_LABELS: Mapping[Group, str] = MappingProxyType(
 )
 # Table 3 / Fig. 6 (bottom) columns, in the paper's order.
 TABLE3_COLUMNS: tuple[str, ...] = (*GROUP_LABELS.values(), "Overall")
-# Tasks per group in both presets (TRANSFER §0.4, §3.3): the weights of ``overall_from_groups``.
+# Tasks per group in both presets (docs/transfer.md §0.4, §3.3): the weights of ``overall_from_groups``.
 TABLE3_GROUP_SIZES: Mapping[Group, int] = MappingProxyType({"natural": 7, "specialized": 4, "structured": 8})
 MISSING_CELL = "—"
 
@@ -188,7 +188,7 @@ def _model_scores(model: str, scores: Mapping[str, TaskScore], groups: Mapping[G
 
 
 def table3(results: Iterable[Mapping[str, Any]], preset: str, models: Sequence[str] | None = None) -> Table3:
-    """Paper Table 3 from per-(model, task) probe results (TRANSFER §0.4, §2.6).
+    """Paper Table 3 from per-(model, task) probe results (docs/transfer.md §0.4, §2.6).
 
     ``models`` selects and orders the rows (results of other models are left out; a listed model without any
     result gets a row with every task missing); by default the models appear in first-seen order. Task names may
@@ -228,7 +228,7 @@ def table3(results: Iterable[Mapping[str, Any]], preset: str, models: Sequence[s
 
 
 def overall_from_groups(natural: float, specialized: float, structured: float) -> float:
-    """Overall (mean of the 19 tasks) from the three group means: (7 N + 4 Sp + 8 St) / 19 (TRANSFER §0.4)."""
+    """Overall (mean of the 19 tasks) from the three group means: (7 N + 4 Sp + 8 St) / 19 (docs/transfer.md §0.4)."""
     means = {"natural": natural, "specialized": specialized, "structured": structured}
     weighted = math.fsum(TABLE3_GROUP_SIZES[g] * float(means[g]) for g in GROUPS)
     return weighted / sum(TABLE3_GROUP_SIZES.values())

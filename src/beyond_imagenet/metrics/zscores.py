@@ -14,7 +14,7 @@ from beyond_imagenet.base.errors import UserError
 
 @dataclass(frozen=True)
 class ZScores:
-    """Setting-wise z-scores, their mean per backbone and the ranking (best first) (TRANSFER §5.1)."""
+    """Setting-wise z-scores, their mean per backbone and the ranking (best first) (docs/transfer.md §5.1)."""
 
     ddof: int
     matrix: Mapping[str, Mapping[str, float]]  # model -> setting -> z, only the scored settings the model has
@@ -43,7 +43,7 @@ def zscores(values: Mapping[str, Mapping[str, float]], ddof: int = 0) -> ZScores
     """BoB ranking: per setting z = (x - mu) / sigma over the backbones that have it, then the mean z per backbone.
 
     ``values`` maps backbone -> setting -> value, oriented so that higher is better (negate errors / ECE first).
-    sigma is the population std by default (``ddof=0``; BoB does not say, TRANSFER §5.1); a setting where all
+    sigma is the population std by default (``ddof=0``; BoB does not say, docs/transfer.md §5.1); a setting where all
     backbones tie gets z = 0. Settings with fewer than 2 backbones (or at most ``ddof``) are skipped and listed. A
     backbone's mean z is over the scored settings it has; backbones without any are listed as ``unranked``.
     """

@@ -9,7 +9,7 @@ docs/protocol.md §1.3 (docs/architecture.md, principle 2). The default, ``paper
 ``native`` is the library's own eval transform, as its backend reads it (timm's or open_clip's pretrained cfg).
 Every image is converted to RGB by the decoder before any of these steps.
 
-The shift sweep of PROTOCOL §9.2 is a resize mode too (``shift``), so a sweep point is a plain, recorded spec
+The shift sweep of docs/protocol.md §9.2 is a resize mode too (``shift``), so a sweep point is a plain, recorded spec
 and runs through the same cached pass as every other transform.
 """
 
@@ -38,7 +38,7 @@ class PreprocessSpec:
     ``resize_mode`` ``shortest``: resize the shorter side to ``resize``, centre-crop ``crop``;
     ``squash``: resize both sides to ``crop`` (aspect ratio not kept, no crop), as some OpenCLIP models do;
     ``none``: no resize or crop, the image must already be ``crop`` x ``crop`` (cue-conflict, ImageNet-C);
-    ``shift``: PROTOCOL §9.2, the window that ``shortest`` would crop (``resize`` = R), mapped back to original
+    ``shift``: docs/protocol.md §9.2, the window that ``shortest`` would crop (``resize`` = R), mapped back to original
     pixels and moved by ``shift`` px along the longer side, zero-padded past the border, resized to ``crop``².
 
     ``shift`` is set for, and only for, ``resize_mode="shift"``. It is left out of :meth:`key` and

@@ -39,7 +39,7 @@ def _check_paradigm(paradigm: str) -> None:
 
 
 def standard_resize(spec_or_paradigm: PreprocessSpec | str) -> int:
-    """R of PROTOCOL §9: the model's standard resize size (256 supervised, 224 CLIP)."""
+    """R of docs/protocol.md §9: the model's standard resize size (256 supervised, 224 CLIP)."""
     if isinstance(spec_or_paradigm, PreprocessSpec):
         return int(spec_or_paradigm.resize)
     _check_paradigm(spec_or_paradigm)

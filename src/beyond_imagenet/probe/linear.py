@@ -1,6 +1,6 @@
 """The linear probe of paper §6 (VTAB transfer): one ``nn.Linear`` on frozen, L2-normalised features.
 
-Protocol (docs TRANSFER.md §2.2 and §2.6, reconstructing CLIP_benchmark's linear probe, which the paper follows):
+Protocol (docs docs/transfer.md §2.2 and §2.6, reconstructing CLIP_benchmark's linear probe, which the paper follows):
 
 - input: the cached pooled feature, L2-normalised per sample inside ``forward`` (§2.1; per-sample, so no leak);
 - model: ``nn.Linear(d, C)`` with PyTorch's default init, drawn right after seeding with ``config.seed`` (the
@@ -18,7 +18,7 @@ Protocol (docs TRANSFER.md §2.2 and §2.6, reconstructing CLIP_benchmark's line
 
 No DataLoader worker pipeline: the features sit in memory (on the GPU when one is used), a tiny sampler yields
 index batches, and the batch is a slice of the resident tensor. Training runs in a Lightning ``Trainer`` (one
-device, DESIGN.md); ``engine="loop"`` runs the same ``training_step``/``configure_optimizers`` in a plain loop,
+device, docs/architecture.md); ``engine="loop"`` runs the same ``training_step``/``configure_optimizers`` in a plain loop,
 which gives the same weights without Lightning's per-step overhead (it matters for dSprites: 590k rows).
 
 Metrics (§2.5) are ``metrics.probe.evaluate``.
@@ -52,7 +52,7 @@ ENGINES = ("lightning", "loop")
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    """Hyper-parameters of one probe fit. Defaults: the project protocol of TRANSFER.md §2.6."""
+    """Hyper-parameters of one probe fit. Defaults: the project protocol of docs/transfer.md §2.6."""
 
     lr: float = 0.1
     weight_decay: float = 0.0  # AdamW's decoupled weight decay: the quantity the search tunes (§2.3, §4)
@@ -89,7 +89,7 @@ class ProbeConfig:
 
     @classmethod
     def clipbench_cli(cls, **overrides) -> ProbeConfig:
-        """CLIP_benchmark's command-line defaults: lr 0.1, 10 epochs, batch size 64 (TRANSFER.md §2.2, §2.6)."""
+        """CLIP_benchmark's command-line defaults: lr 0.1, 10 epochs, batch size 64 (docs/transfer.md §2.2, §2.6)."""
         return cls(**{"lr": 0.1, "epochs": 10, "batch_size": 64, **overrides})
 
     def with_params(self, **params) -> ProbeConfig:
@@ -240,7 +240,7 @@ def _quiet_lightning() -> Iterator[None]:
 
 
 def _fit_lightning(probe: LinearProbe, loader: DataLoader, device: torch.device, precision: str) -> None:
-    """One device (DESIGN.md), the one the features already live on."""
+    """One device (docs/architecture.md), the one the features already live on."""
     with _quiet_lightning():
         trainer = L.Trainer(
             accelerator="gpu" if device.type == "cuda" else "cpu",

@@ -1,1 +1,1 @@
-"""Result records, MLflow logging and DVC metrics files (DESIGN.md, conventions for the MLOps parts)."""
+"""Result records, MLflow logging and DVC metrics files (docs/architecture.md, conventions for the MLOps parts)."""

@@ -1,7 +1,7 @@
 """Seeded generator of the offline demo dataset, written in the exact ImageNet-val on-disk format.
 
-Layout ``<root>/<wnid>/ILSVRC2012_val_XXXXXXXX.JPEG`` (PROTOCOL.md §2.1), so every loader, manifest and
-join on file names runs unchanged on it (DESIGN.md, testing conventions). Each class has its own colour
+Layout ``<root>/<wnid>/ILSVRC2012_val_XXXXXXXX.JPEG`` (docs/protocol.md §2.1), so every loader, manifest and
+join on file names runs unchanged on it (docs/architecture.md, testing conventions). Each class has its own colour
 and texture family so that features are learnable; every image adds its own random variation and noise.
 
 Determinism: pixels come from integer arithmetic, a rounded sine table and exactly rounded float

@@ -1,4 +1,4 @@
-"""Small generated stand-ins for every test set of the paper, each in its real on-disk format (PROTOCOL §2.1).
+"""Small generated stand-ins for every test set of the paper, each in its real on-disk format (docs/protocol.md §2.1).
 
 ``make-demo-data`` writes them under ``data/demo/`` so that ``make demo`` runs every analysis offline:
 ImageNetV2 (integer folders), ImageNet-A/-R (wnid folders of their official 200-class lists), Sketch,
