@@ -48,7 +48,7 @@ test: $(STAMP) ## run the test suite (no GPU, no network needed)
 	$(BIN)/python -m pytest -m "not gpu and not network"
 
 test-gpu: $(STAMP) ## on a CUDA machine: the GPU paths (nvJPEG decode, channels_last, bf16, the whole pass) against the CPU reference
-	$(BIN)/python -m pytest -m gpu tests/test_gpu_paths.py
+	$(BIN)/python -m pytest -m gpu tests/inference/test_gpu_paths.py
 
 test-fast: $(STAMP) ## tests without the slow end-to-end ones
 	$(BIN)/python -m pytest -m "not gpu and not network and not slow"
@@ -61,9 +61,10 @@ bench: $(STAMP) ## benchmarks -> benchmarks/*.json: CKA memory flat in N; infere
 bench-probe: $(STAMP) ## benchmark: probe tuning + fitting vs scikit-learn on the same features (DEVICE=cpu|cuda)
 	$(BIN)/python benchmarks/probe_speed.py --device $(or $(DEVICE),cpu)
 
-lint: $(STAMP) ## ruff check and format check
+lint: $(STAMP) ## ruff (incl. complexity and docstrings), format check, and the import-linter layer contract
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports
 
 format: $(STAMP) ## apply ruff formatting and fixes
 	$(BIN)/ruff format src tests benchmarks

@@ -51,7 +51,7 @@ def child(
     VmHWM measure really sees torch's allocations)."""
     import torch
 
-    from beyond_imagenet.analyses.cka import MinibatchCKA
+    from beyond_imagenet.metrics.cka import MinibatchCKA
 
     torch.set_num_threads(threads)
     names = [f"layer{i:02d}" for i in range(layers)]

@@ -42,8 +42,8 @@ def synthetic_split(n: int, dim: int, classes: int, sep: float, seed: int) -> tu
 
 
 def run_ours(splits, classes: int, args: argparse.Namespace, engine: str) -> dict:
-    from beyond_imagenet.transfer.probe import ProbeConfig
-    from beyond_imagenet.transfer.search import refit_and_test, search_hyperparameters
+    from beyond_imagenet.probe.linear import ProbeConfig
+    from beyond_imagenet.probe.search import refit_and_test, search_hyperparameters
 
     train, val, test = splits
     config = ProbeConfig(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
@@ -137,10 +137,10 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args()
 
-    import beyond_imagenet._compat  # noqa: F401  (torchvision shim before lightning/torchmetrics import it)
-    from beyond_imagenet.io_utils import atomic_write_json
-    from beyond_imagenet.provenance import library_versions
-    from beyond_imagenet.transfer.splits import FeatureSplit
+    import beyond_imagenet.base.compat  # noqa: F401  (torchvision shim before lightning/torchmetrics import it)
+    from beyond_imagenet.base.files import atomic_write_json
+    from beyond_imagenet.base.provenance import library_versions
+    from beyond_imagenet.probe.splits import FeatureSplit
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA GPU visible")

@@ -139,7 +139,7 @@ def jpeg_paths(root: Path, count: int) -> list[Path]:
 
 
 def _write_text(path: Path, text: str) -> None:
-    from beyond_imagenet.io_utils import atomic_write_text
+    from beyond_imagenet.base.files import atomic_write_text
 
     atomic_write_text(path, text)
 
@@ -158,6 +158,41 @@ def _write_jpegs(jobs: list[tuple[int, Path]], temp_dir: Path, seed: int) -> Non
         os.replace(temp, path)
 
 
+def _keep_same_render(existing: dict | None, manifest: dict, root: Path, paths: list[Path]) -> None:
+    """Delete a set rendered otherwise (or of unknown origin); of one rendered the same way, the extra files."""
+    same_render = existing is not None and all(existing.get(k) == manifest[k] for k in ("seed", "version", "quality"))
+    if not same_render:
+        shutil.rmtree(root, ignore_errors=True)
+    elif root.exists():
+        expected = set(paths)
+        for path in [p for p in root.rglob("*") if p.is_file() and p not in expected]:
+            path.unlink()
+
+
+def _render_missing(missing: list[tuple[int, Path]], temp_dir: Path, seed: int, workers: int | None) -> None:
+    """Render ``missing`` in ``workers`` forked processes (default: all cores), each file written atomically."""
+    shutil.rmtree(temp_dir, ignore_errors=True)
+    temp_dir.mkdir(parents=True)
+    for directory in {p.parent for _, p in missing}:
+        directory.mkdir(parents=True, exist_ok=True)
+    workers = max(1, min(workers or os.cpu_count() or 1, len(missing)))
+    if workers == 1 or "fork" not in multiprocessing.get_all_start_methods():
+        _write_jpegs(missing, temp_dir, seed)
+    else:  # fork: children inherit the function, nothing is pickled (works when loaded via importlib too)
+        context = multiprocessing.get_context("fork")
+        processes = [
+            context.Process(target=_write_jpegs, args=(missing[k::workers], temp_dir, seed)) for k in range(workers)
+        ]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join()
+        failed = [p.exitcode for p in processes if p.exitcode != 0]
+        if failed:
+            raise RuntimeError(f"JPEG generation failed in {len(failed)} worker(s) (exit codes {failed})")
+    shutil.rmtree(temp_dir, ignore_errors=True)
+
+
 def generate_jpegs(workdir: Path, count: int, workers: int | None = None, seed: int = JPEG_SEED) -> dict:
     """Make ``<workdir>/jpegs`` hold exactly ``count`` generated JPEGs; reuse a complete set made the same way.
 
@@ -173,39 +208,12 @@ def generate_jpegs(workdir: Path, count: int, workers: int | None = None, seed: 
     paths = jpeg_paths(root, count)
     existing = _read_manifest(manifest_path)
     if existing != manifest:
-        same_render = existing is not None and all(
-            existing.get(k) == manifest[k] for k in ("seed", "version", "quality")
-        )
-        if not same_render:
-            shutil.rmtree(root, ignore_errors=True)
-        elif root.exists():
-            expected = set(paths)
-            for path in [p for p in root.rglob("*") if p.is_file() and p not in expected]:
-                path.unlink()
+        _keep_same_render(existing, manifest, root, paths)
         _write_text(manifest_path, json.dumps({**manifest, "complete": False}) + "\n")
     missing = [(i, p) for i, p in enumerate(paths) if not p.exists()]
     started = time.perf_counter()
     if missing:
-        shutil.rmtree(temp_dir, ignore_errors=True)
-        temp_dir.mkdir(parents=True)
-        for directory in {p.parent for _, p in missing}:
-            directory.mkdir(parents=True, exist_ok=True)
-        workers = max(1, min(workers or os.cpu_count() or 1, len(missing)))
-        if workers == 1 or "fork" not in multiprocessing.get_all_start_methods():
-            _write_jpegs(missing, temp_dir, seed)
-        else:  # fork: children inherit the function, nothing is pickled (works when loaded via importlib too)
-            context = multiprocessing.get_context("fork")
-            processes = [
-                context.Process(target=_write_jpegs, args=(missing[k::workers], temp_dir, seed)) for k in range(workers)
-            ]
-            for process in processes:
-                process.start()
-            for process in processes:
-                process.join()
-            failed = [p.exitcode for p in processes if p.exitcode != 0]
-            if failed:
-                raise RuntimeError(f"JPEG generation failed in {len(failed)} worker(s) (exit codes {failed})")
-        shutil.rmtree(temp_dir, ignore_errors=True)
+        _render_missing(missing, temp_dir, seed, workers)
     if existing != manifest:
         _write_text(manifest_path, json.dumps(manifest) + "\n")
     sizes = np.array([p.stat().st_size for p in paths], dtype=np.float64) / 1024
@@ -243,7 +251,7 @@ def build_random_backbone(model_id: str, device: torch.device, channels_last: bo
     """``model_id``'s Backbone with random weights (and a random zero-shot head for CLIP), on ``device``."""
     import torch.nn.functional as F
 
-    from beyond_imagenet.models.backbone import build_backbone
+    from beyond_imagenet.models.build import build_backbone
     from beyond_imagenet.models.catalogue import resolve_model
 
     spec = random_init(resolve_model(model_id))
@@ -352,7 +360,7 @@ def model_only(
 # ---------------------------------------------------------------------------------------------------- end to end
 def inference_options(device: str, mode: str) -> tuple[dict, list[str]]:
     """Speed keys for ``params.inference`` that this checkout's InferenceConfig has, and the ones it lacks."""
-    from beyond_imagenet.config import InferenceConfig
+    from beyond_imagenet.base.config import InferenceConfig
 
     fields = {f.name for f in dataclasses.fields(InferenceConfig)}
     wanted = {"channels_last": device == "cuda", "compile": mode == "bf16_compile"}
@@ -409,9 +417,11 @@ def end_to_end(
     With torch.compile, an untimed pass over the first two batches' images runs first (``compile_warmup``), so
     the timed pass measures the compiled steady state, as a long real run does; its time is reported apart.
     """
-    from beyond_imagenet.config import parse_params
+    from beyond_imagenet.base.config import parse_params
     from beyond_imagenet.inference.cache import cache_path
-    from beyond_imagenet.inference.run import log_up_to_date, make_job, plan_jobs, run_jobs
+    from beyond_imagenet.inference.jobs import log_up_to_date, make_job, plan_jobs
+    from beyond_imagenet.inference.run import run_jobs
+    from beyond_imagenet.stages.params import dataset_variants
 
     options, _ = inference_options(device, mode)
     inference = {
@@ -427,9 +437,9 @@ def end_to_end(
     params = parse_params({"models": list(model_ids), "datasets": {DATASET: dataset}, "inference": inference})
     # Empty the dataset's caches so the pass really runs; zero-shot heads (cache_dir/zeroshot_heads) are kept.
     shutil.rmtree(cache_path(cache_dir, DATASET, "x").parent, ignore_errors=True)
-    planned = plan_jobs(params, [DATASET], list(model_ids))
+    planned = plan_jobs(dataset_variants(params, DATASET), list(model_ids), params.inference)
     jobs = [
-        make_job(params, j.dataset, random_init(j.spec), j.preprocessing, j.config["dataset_files_sha256"])
+        make_job(params.inference, j.dataset, random_init(j.spec), j.preprocessing, j.config["dataset_files_sha256"])
         for j in planned
     ]
     todo = log_up_to_date(jobs)
@@ -444,7 +454,7 @@ def end_to_end(
         shutil.rmtree(cache_path(cache_dir, DATASET, "x").parent, ignore_errors=True)
     timer = _pass_timer()
     started = time.perf_counter()
-    run_jobs(todo, params, callbacks=[timer])
+    run_jobs(todo, params.inference, callbacks=[timer])
     wall_s = time.perf_counter() - started
     stats = todo[0].run_stats
     images = int(stats["images"])
@@ -528,7 +538,7 @@ def _versions() -> dict:
     import open_clip
     import timm
 
-    from beyond_imagenet.provenance import library_versions
+    from beyond_imagenet.base.provenance import library_versions
 
     return {
         **library_versions(),
@@ -599,9 +609,9 @@ def targets(record: dict) -> dict:
 
 def run_benchmark(args: argparse.Namespace) -> dict:
     """Generate the JPEGs, time model-only and end-to-end, write ``args.output``; return the record."""
-    import beyond_imagenet._compat  # noqa: F401  (torchvision shim before timm / open_clip / lightning import it)
+    import beyond_imagenet.base.compat  # noqa: F401  (torchvision shim before timm / open_clip / lightning import it)
+    from beyond_imagenet.base.files import atomic_write_json
     from beyond_imagenet.inference.loader import auto_num_workers
-    from beyond_imagenet.io_utils import atomic_write_json
 
     device = args.device
     if device == "cuda":  # fp32 mode = TF32 tensor cores, as the reference table

@@ -16,7 +16,7 @@ import textwrap
 
 import pytest
 
-from conftest import REPO_ROOT, small_pass_params
+from helpers import REPO_ROOT, small_pass_params
 
 REFUSED = ("mlflow", "dvc", "optuna", "open_clip")
 
@@ -54,7 +54,7 @@ SCRIPT = textwrap.dedent(
 
 @pytest.mark.slow
 def test_gpu_work_needs_no_mlflow_dvc_or_optuna(tmp_path, small_demo_root):
-    from beyond_imagenet.data.demo_vtab import make_demo_vtab
+    from beyond_imagenet.data.demo.vtab import make_demo_vtab
 
     vtab_root = tmp_path / "vtab"
     make_demo_vtab(vtab_root, seed=1, sources=["dtd"])

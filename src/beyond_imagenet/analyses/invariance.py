@@ -57,7 +57,8 @@ def _load_point(store: CacheStore, config: InvarianceConfig, model_id: str, poin
 
 def _sweep_curves(store: CacheStore, config: InvarianceConfig, model_id: str) -> tuple[dict, dict, InferenceCache]:
     """({kind: {"values", "top1", "correct_class_prob", "consistency"}}, {point label: its provenance}, the
-    scale-1 cache, whose provenance heads the record)."""
+    scale-1 cache, whose provenance heads the record).
+    """
     spec = resolve_model(model_id)
     curves, provenance, references = {}, {}, {}
     for kind in SWEEP_KINDS:

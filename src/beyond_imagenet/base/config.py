@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +16,7 @@ from typing import Any, Literal
 import yaml
 
 from beyond_imagenet.base.errors import ParamsError
+from beyond_imagenet.base.schema import build_dataclass
 
 DEFAULT_PARAMS_PATH = Path("params.yaml")
 
@@ -239,85 +238,6 @@ class Params:
     outputs: OutputsConfig = field(default_factory=OutputsConfig)
 
 
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return " | ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(tp))
-    if origin is list:
-        return f"a list of {_type_name(typing.get_args(tp)[0])}"
-    if origin is dict:
-        return f"a mapping of {_type_name(typing.get_args(tp)[1])}"
-    if dataclasses.is_dataclass(tp):
-        return "a mapping"
-    return {
-        int: "an integer",
-        float: "a number",
-        str: "a string",
-        bool: "true/false",
-        type(None): "null",
-    }.get(tp, getattr(tp, "__name__", str(tp)))
-
-
-def _convert(value: Any, tp: Any, where: str) -> Any:
-    """Check ``value`` against the annotation ``tp`` and return it converted (dataclasses built)."""
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        if value in typing.get_args(tp):
-            return value
-        raise ParamsError(f"params: {where} must be {_type_name(tp)}, got {value!r}")
-    if origin in (typing.Union, types.UnionType):
-        for option in typing.get_args(tp):
-            try:
-                return _convert(value, option, where)
-            except ParamsError:
-                continue
-        raise ParamsError(f"params: {where} must be {_type_name(tp)}, got {value!r} ({type(value).__name__})")
-    if origin is list:
-        if not isinstance(value, list):
-            raise ParamsError(f"params: {where} must be {_type_name(tp)}, got {value!r} ({type(value).__name__})")
-        return [_convert(v, typing.get_args(tp)[0], f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ParamsError(f"params: {where} must be {_type_name(tp)}, got {value!r} ({type(value).__name__})")
-        return {str(k): _convert(v, typing.get_args(tp)[1], f"{where}.{k}") for k, v in value.items()}
-    if dataclasses.is_dataclass(tp):
-        return _build_dataclass(tp, value, where)
-    if tp is type(None):
-        if value is None:
-            return None
-    elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif isinstance(value, tp):
-        return value
-    raise ParamsError(f"params: {where} must be {_type_name(tp)}, got {value!r} ({type(value).__name__})")
-
-
-def _build_dataclass(cls: type, data: Any, where: str) -> Any:
-    if not isinstance(data, dict):
-        raise ParamsError(f"params: {where or 'the file'} must be a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in fields:
-            close = difflib.get_close_matches(str(key), list(fields), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; allowed keys: {', '.join(fields)}"
-            raise ParamsError(f"params: unknown key {(where + '.' if where else '') + str(key)!r}{hint}")
-    kwargs = {}
-    for name, spec in fields.items():
-        sub = f"{where}.{name}" if where else name
-        if name in data:
-            kwargs[name] = _convert(data[name], hints[name], sub)
-        elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
-            raise ParamsError(f"params: missing required key {sub!r}")
-    return cls(**kwargs)
-
-
 def _check_values(params: Params) -> None:
     if params.inference.batch_size < 1:
         raise ParamsError(f"params: inference.batch_size must be >= 1, got {params.inference.batch_size}")
@@ -385,7 +305,7 @@ def _check_transfer(config: TransferConfig) -> None:
 
 def parse_params(data: Any) -> Params:
     """Validate a parsed YAML document and return :class:`Params`."""
-    params = _build_dataclass(Params, data, "")
+    params = build_dataclass(Params, data, "")
     _check_values(params)
     return params
 
@@ -403,8 +323,9 @@ def load_params(path: str | Path = DEFAULT_PARAMS_PATH) -> Params:
 
 def parse_section(cls: type, data: Any, where: str) -> Any:
     """Validate one section (e.g. ``InferenceConfig`` from a dict) exactly as ``load_params`` would; ``where``
-    names it in errors (``inference``)."""
-    return _build_dataclass(cls, data, where)
+    names it in errors (``inference``).
+    """
+    return build_dataclass(cls, data, where)
 
 
 def section_as_dict(obj: Any) -> Any:

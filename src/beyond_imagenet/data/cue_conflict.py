@@ -70,7 +70,8 @@ def check_category(name: str, what: str) -> str:
 
 def parse_cue_conflict_name(shape_folder: str, file_name: str) -> tuple[str, str]:
     """(shape, texture) of one stimulus: shape = parent folder; texture = text after the last '-', digits and
-    extension removed (docs/protocol.md §6; model-vs-human ``get_texture_category``)."""
+    extension removed (docs/protocol.md §6; model-vs-human ``get_texture_category``).
+    """
     shape = check_category(shape_folder, f"cue-conflict folder of {file_name!r}")
     stem = file_name.split(".")[0]
     texture = "".join(c for c in stem.split("-")[-1] if not c.isdigit())
@@ -117,7 +118,8 @@ def _scan_folder(folder: Path) -> list[CueConflictEntry]:
 
 def scan_cue_conflict(root: str | Path) -> list[CueConflictEntry]:
     """(path, shape, texture) of every stimulus in ``root/<shape>/<shape><i>-<texture><j>.png`` (docs/protocol.md §2.1,
-    §6), sorted by shape folder then file name. Accepts the folder holding ``cue-conflict/`` too."""
+    §6), sorted by shape folder then file name. Accepts the folder holding ``cue-conflict/`` too.
+    """
     root = _resolve_root(Path(root))
     _check_folders(root)
     return [entry for shape in CATEGORIES for entry in _scan_folder(root / shape)]

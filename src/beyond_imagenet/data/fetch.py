@@ -16,6 +16,7 @@ from pathlib import Path
 
 from beyond_imagenet.base.errors import UserError
 from beyond_imagenet.base.files import atomic_write_json
+from beyond_imagenet.data.cue_conflict import check_complete, scan_cue_conflict
 
 CUE_CONFLICT_URL = "https://github.com/bethgelab/model-vs-human/releases/download/v0.1/cue-conflict.tar.gz"
 DOWNLOAD_TIMEOUT_S = 30
@@ -53,8 +54,6 @@ def _safe_extract(archive: Path, destination: Path) -> None:
 
 def fetch_cue_conflict(out: Path, url: str = CUE_CONFLICT_URL, archive: Path | None = None) -> Path:
     """Download (or take ``archive``), check and install the stimuli as ``out``; return ``out``."""
-    from beyond_imagenet.analyses.shape_bias import check_complete, scan_cue_conflict
-
     out = Path(out)
     if out.exists():
         raise UserError(f"{out} already exists; remove it first or point --out elsewhere")

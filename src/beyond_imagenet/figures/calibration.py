@@ -16,8 +16,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from beyond_imagenet.metrics.calibration import CalibrationBins
 from beyond_imagenet.figures.common import save_figure
+from beyond_imagenet.metrics.calibration import CalibrationBins
 
 # Agg only matters to a later pyplot import; never switch a live pyplot session or override MPLBACKEND.
 if "matplotlib.pyplot" not in sys.modules and "MPLBACKEND" not in os.environ:

@@ -46,7 +46,8 @@ class MultiModelPredictor(L.LightningModule):
         """``channels_last``: NHWC weights and inputs (faster convolutions on GPUs); ``compile``: run each backbone
         through ``torch.compile`` (same weights; compiled lazily on the first batch). ``tensor_decode_specs``
         (preprocessing key -> spec): batches hold encoded bytes (``inference.decode: tensor``), decoded and
-        preprocessed on the device by :func:`~beyond_imagenet.inference.tensor_decode.decode_and_preprocess`."""
+        preprocessed on the device by :func:`~beyond_imagenet.inference.tensor_decode.decode_and_preprocess`.
+        """
         super().__init__()
         self.tensor_decode_specs = tensor_decode_specs
         self.model_ids = list(backbones)
@@ -171,7 +172,8 @@ LIGHTNING_PRECISION = {"fp32": "32-true", "bf16": "bf16-mixed"}
 
 def speed_options(inference, accelerator: str) -> dict[str, bool]:
     """``MultiModelPredictor`` speed flags from ``params.inference``: channels_last only on the GPU (on CPUs NHWC
-    is often slower), compile where asked. Recorded in every cache's meta.json, never in its hash."""
+    is often slower), compile where asked. Recorded in every cache's meta.json, never in its hash.
+    """
     return {"channels_last": bool(inference.channels_last and accelerator == "gpu"), "compile": bool(inference.compile)}
 
 

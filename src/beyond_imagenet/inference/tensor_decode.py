@@ -189,7 +189,8 @@ def _geometry(image: torch.Tensor, spec: PreprocessSpec) -> torch.Tensor:
 def geometry_by_size(images: list[torch.Tensor | None], spec: PreprocessSpec, device) -> torch.Tensor:
     """``_geometry`` of every image as one uint8 [B, 3, crop, crop] batch (zeros where ``None``). Images of equal
     size (most ImageNet photos are 500x375 or 375x500) are resized in one batched call, so the number of kernel
-    launches grows with the number of distinct sizes, not of images."""
+    launches grows with the number of distinct sizes, not of images.
+    """
     out = torch.zeros(len(images), 3, spec.crop, spec.crop, dtype=torch.uint8, device=device)
     by_size: dict[tuple[int, int], list[int]] = {}
     for i, image in enumerate(images):

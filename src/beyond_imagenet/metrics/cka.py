@@ -64,7 +64,8 @@ def unbiased_hsic(K: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
 
 def is_constant_gram(k: torch.Tensor, rtol: float = CONSTANT_RTOL) -> bool:
     """True when the Gram matrix comes from a batch whose feature rows are all identical (zero variance across
-    samples). Then K = c·11ᵀ and HSIC₁(K, ·) = 0 exactly in theory, which would make CKA 0/0."""
+    samples). Then K = c·11ᵀ and HSIC₁(K, ·) = 0 exactly in theory, which would make CKA 0/0.
+    """
     diag = torch.diagonal(k)
     sq_dist = diag[:, None] + diag[None, :] - 2.0 * k
     scale = float(diag.abs().max())

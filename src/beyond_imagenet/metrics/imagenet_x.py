@@ -105,6 +105,31 @@ def factor_accuracies(
     """
     if denominator not in ("annotated", "paper"):
         raise UserError(f"denominator must be 'annotated' (package, default) or 'paper', got {denominator!r}")
+    joined, n_missing = _join(predictions, annotations, allow_partial)
+    is_correct = (joined["predicted_class"] == joined["class"]).to_numpy()
+    annotated_accuracy = int(is_correct.sum()) / len(is_correct)  # exact count ratio
+    average = (
+        annotated_accuracy
+        if denominator == "annotated"
+        else _paper_average(predictions, overall_accuracy, allow_partial, val_labels)
+    )
+    if average >= 1.0:
+        raise UserError("error ratios are undefined when the denominator accuracy is 100% (1 - average = 0)")
+    result = _per_factor(joined[list(FACTORS)].to_numpy() == 1, is_correct, average)
+    return {
+        **result,
+        "average": average,
+        "annotated_accuracy": annotated_accuracy,
+        "denominator": denominator,
+        "n_joined": len(joined),
+        "n_annotated": len(annotations),
+        "n_missing": n_missing,
+        "coverage": len(joined) / len(annotations),
+    }
+
+
+def _join(predictions: pd.DataFrame, annotations: pd.DataFrame, allow_partial: bool) -> tuple[pd.DataFrame, int]:
+    """Annotated images joined with their predictions, and how many annotated images have none."""
     annotated_val = bool(annotations["file_name"].str.fullmatch(VAL_NAME.pattern).all())
     _check_predictions(predictions, val_names=annotated_val)
     covered = annotations["file_name"].isin(predictions["file_name"])
@@ -115,16 +140,11 @@ def factor_accuracies(
     joined = annotations.merge(predictions[["file_name", "predicted_class"]], on="file_name", how="inner")
     if joined.empty:
         raise UserError("no prediction matches an annotated ImageNet-X image; check that the sample ids are val names")
-    is_correct = (joined["predicted_class"] == joined["class"]).to_numpy()
-    annotated_accuracy = int(is_correct.sum()) / len(is_correct)  # exact count ratio
-    average = (
-        annotated_accuracy
-        if denominator == "annotated"
-        else _paper_average(predictions, overall_accuracy, allow_partial, val_labels)
-    )
-    if average >= 1.0:
-        raise UserError("error ratios are undefined when the denominator accuracy is 100% (1 - average = 0)")
-    flags = joined[list(FACTORS)].to_numpy() == 1
+    return joined, n_missing
+
+
+def _per_factor(flags: np.ndarray, is_correct: np.ndarray, average: float) -> dict:
+    """Accuracy, error ratio, count and correct count of each factor; factors without images listed apart."""
     counts = flags.sum(axis=0)
     correct = (flags & is_correct[:, None]).sum(axis=0)
     accuracy = {f: float(c / n) for f, c, n in zip(FACTORS, correct, counts, strict=True) if n > 0}
@@ -133,13 +153,6 @@ def factor_accuracies(
         "error_ratio": {f: (1.0 - a) / (1.0 - average) for f, a in accuracy.items()},
         "count": {f: int(n) for f, n in zip(FACTORS, counts, strict=True)},
         "correct": {f: int(c) for f, c in zip(FACTORS, correct, strict=True)},
-        "average": average,
-        "annotated_accuracy": annotated_accuracy,
-        "denominator": denominator,
-        "n_joined": len(joined),
-        "n_annotated": len(annotations),
-        "n_missing": n_missing,
-        "coverage": len(joined) / len(annotations),
         "empty_factors": [f for f, n in zip(FACTORS, counts, strict=True) if n == 0],
     }
 

@@ -16,7 +16,7 @@ import numpy as np
 from scipy import special, stats
 
 from beyond_imagenet.base.errors import UserError
-from beyond_imagenet.data.registry import IMAGENET_C_CORRUPTIONS, IMAGENET_C_SEVERITIES
+from beyond_imagenet.data.kinds import IMAGENET_C_CORRUPTIONS, IMAGENET_C_SEVERITIES
 
 # docs/protocol.md §7.8: the 15 standard corruptions (folder names) and 5 severities, defined with the dataset layout.
 # The 4 "extra" corruptions are not used (docs/protocol.md §7.8); they are ignored if present.

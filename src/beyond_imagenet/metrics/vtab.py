@@ -273,7 +273,8 @@ def _task_cell(row: ModelScores, task: str) -> str:
 
 def table3_markdown(table: Table3) -> str:
     """Table 3 as Markdown: the paper's layout (top-1), the same for mean per-class recall, the per-task table
-    (top-1 with recall in parentheses) and one line per model naming its missing tasks."""
+    (top-1 with recall in parentheses) and one line per model naming its missing tasks.
+    """
     sizes = ", ".join(f"{GROUP_LABELS[g]} {len(table.task_groups[g])}" for g in GROUPS)
     lines = [
         f"VTAB linear probe, preset `{table.preset}`: top-1 (%) per group ({sizes} tasks); "

@@ -104,7 +104,7 @@ def _torchvision_transforms():
 
 
 def interpolation_mode(name: str):
-    """torchvision's InterpolationMode of ``bilinear`` or ``bicubic``."""
+    """Torchvision's InterpolationMode of ``bilinear`` or ``bicubic``."""
     modes = _torchvision_transforms().InterpolationMode
     return {"bilinear": modes.BILINEAR, "bicubic": modes.BICUBIC}[name]
 
@@ -145,7 +145,7 @@ class ShiftCrop:
 
 
 def build_transform(spec: PreprocessSpec):
-    """torchvision transform (PIL RGB image -> normalised float tensor [3, crop, crop]) for ``spec``."""
+    """Torchvision transform (PIL RGB image -> normalised float tensor [3, crop, crop]) for ``spec``."""
     transforms = _torchvision_transforms()
     interpolation = interpolation_mode(spec.interpolation)
     if spec.resize_mode == "none":

@@ -61,7 +61,8 @@ def record_activations(
     reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Inside the block, each forward fills the yielded dict with name -> [B, features] (detached), or with
-    ``reduce`` of it (the CKA stage keeps only each layer's batch Gram matrix)."""
+    ``reduce`` of it (the CKA stage keeps only each layer's batch Gram matrix).
+    """
     modules = dict(backbone.image_model.named_modules())
     store: dict[str, torch.Tensor] = {}
     handles = []

@@ -116,7 +116,8 @@ def cosine_factor(step: int, total_steps: int, warmup_steps: int = 0) -> float:
 class ShuffledBatchSampler(Sampler[torch.Tensor]):
     """Yields index tensors of one shuffled pass per iteration; the generator is seeded once, so the sequence of
     epochs is fixed by the seed. The permutation is drawn on the CPU (the same order on every device) and moved to
-    ``device`` once per epoch, so no step waits for a host-to-device copy of its indices."""
+    ``device`` once per epoch, so no step waits for a host-to-device copy of its indices.
+    """
 
     def __init__(self, n_samples: int, batch_size: int, seed: int, device: torch.device | str = "cpu"):
         self.n_samples, self.batch_size, self.device = n_samples, batch_size, torch.device(device)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from beyond_imagenet.inference.engine import resolve_accelerator
 from beyond_imagenet.inference.features import FeatureJob, load_features
 from beyond_imagenet.models.catalogue import resolve_model
 from beyond_imagenet.probe.linear import ProbeConfig
+from beyond_imagenet.probe.outputs import ProbeOutputs
 from beyond_imagenet.probe.search import ProbeSearchResult, SearchSpace, tune_and_evaluate
 from beyond_imagenet.probe.splits import FeatureSplit
 from beyond_imagenet.probe.tasks import PROBE_SPLITS, TaskPlan, TransferPlan
@@ -39,16 +39,6 @@ log = logging.getLogger(__name__)
 
 RECORD_VERSION = 2  # 2: the probe result is a ResultRecord (analysis vtab_probe)
 ANALYSIS = "vtab_probe"
-
-
-@dataclass(frozen=True)
-class ProbeOutputs:
-    """Where the probe stage writes: records, test predictions, studies, split rows (docs/vtab.md)."""
-
-    records: Path
-    predictions: Path
-    studies: Path
-    splits: Path
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -240,7 +230,8 @@ def probe_models(
 
 def collect_records(plan: TransferPlan, model_ids: Sequence[str], records_dir: Path) -> list[ResultRecord]:
     """Records on disk for ``model_ids`` and the planned tasks (written by earlier runs too, e.g. one
-    `make probe MODEL=...` per model)."""
+    `make probe MODEL=...` per model).
+    """
     records = []
     for model_id in model_ids:
         spec_id = resolve_model(model_id).id

@@ -47,7 +47,8 @@ def coarse_indices() -> list[int]:
 @dataclass(frozen=True)
 class SearchSpace:
     """What the search tunes. Weight decay always (log-uniform); lr (log-uniform) and epochs (categorical)
-    optionally: the §4 extension, e.g. ``SearchSpace(lr=(1e-3, 1.0), epochs=(10, 20, 40))``."""
+    optionally: the §4 extension, e.g. ``SearchSpace(lr=(1e-3, 1.0), epochs=(10, 20, 40))``.
+    """
 
     weight_decay: tuple[float, float] = WD_RANGE
     lr: tuple[float, float] | None = None

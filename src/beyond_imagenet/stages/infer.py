@@ -1,5 +1,6 @@
 """Stage ``inference`` (``infer``): one cached pass per dataset, all models; plus every invariance sweep point
-(docs/protocol.md §9) as a cache variant, unless ``--datasets`` restricts the pass."""
+(docs/protocol.md §9) as a cache variant, unless ``--datasets`` restricts the pass.
+"""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from beyond_imagenet.analyses.registry import ANALYSES
 from beyond_imagenet.base.errors import DatasetLayoutError
 from beyond_imagenet.data.demo.make import make_demo_data
-from beyond_imagenet.data.registry import DATASET_KINDS
+from beyond_imagenet.data.kinds import DATASET_KINDS
 from beyond_imagenet.data.vtab.layouts import check_task_on_disk, expected_layout
 from beyond_imagenet.data.vtab.split_rules import split_sizes
 from beyond_imagenet.data.vtab.tasks import get_preset

@@ -12,7 +12,7 @@ from pathlib import Path
 from beyond_imagenet.analyses.cka import CkaOutputs
 from beyond_imagenet.base.config import Params
 from beyond_imagenet.probe.aggregate import AggregateOutputs
-from beyond_imagenet.probe.run import ProbeOutputs
+from beyond_imagenet.probe.outputs import ProbeOutputs
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """Stage ``data`` (``verify-data``): validate every dataset of params.yaml and write its manifest; and ``verify``:
-layout, counts, side files and a decode of every image, before a run (docs/protocol.md §2, §14)."""
+layout, counts, side files and a decode of every image, before a run (docs/protocol.md §2, §14).
+"""
 
 from __future__ import annotations
 

@@ -11,9 +11,9 @@ from beyond_imagenet.data.demo import DEMO_CLASS_INDICES, stand_ins
 from beyond_imagenet.data.demo.imagenet_val import generate_demo_split
 from beyond_imagenet.data.demo.vtab import make_demo_vtab
 from beyond_imagenet.data.imagenet_x import FACTORS
+from beyond_imagenet.data.kinds import IMAGENET_C_CORRUPTIONS, IMAGENET_C_SEVERITIES
 from beyond_imagenet.data.label_space import imagenet_wnids
 from beyond_imagenet.data.pug import PUG_FACTORS
-from beyond_imagenet.data.registry import IMAGENET_C_CORRUPTIONS, IMAGENET_C_SEVERITIES
 
 
 def make_demo_val(root: Path, images_per_class: int, seed: int) -> list[Path]:

@@ -132,7 +132,8 @@ def write_cue_conflict(root: Path, categories: list[str], per_class: int, seed: 
 
 def write_real_labels(path: Path, val_files: list[str], wnid_of: dict[str, int], seed: int) -> None:
     """ReaL format: a JSON list of 50,000 lists, entry i for ILSVRC2012_val_{i+1:08d}.JPEG. Demo files get their
-    label (some none, some a second one); all other entries are empty, as unlabelled images are in ReaL."""
+    label (some none, some a second one); all other entries are empty, as unlabelled images are in ReaL.
+    """
     rng = np.random.default_rng(seed)
     labels = []
     for number in range(1, 50_001):

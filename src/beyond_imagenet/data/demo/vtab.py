@@ -59,7 +59,8 @@ def _tasks_of(source: ImageSource) -> list:
 
 def demo_split_sizes(source: ImageSource, per_split: int) -> dict[str, int]:
     """Rows per tfds split: enough that every VTAB val / test slice of it holds at least ``per_split`` rows and
-    every train slice ``TRAIN_FACTOR * per_split``; a split no task reads gets ``per_split``."""
+    every train slice ``TRAIN_FACTOR * per_split``; a split no task reads gets ``per_split``.
+    """
     sizes = dict.fromkeys(source.split_sizes, per_split)
     for task in _tasks_of(source):
         for name, pieces in task.splits.items():
@@ -113,7 +114,8 @@ _CLEVR_SLOTS = [(9 + 6 * col, 8 + 10 * row) for row in range(2) for col in range
 
 def _clevr_row(i: int, offset: int, rng: np.random.Generator) -> Row:
     """(i + offset) mod 8 + 3 red objects in random slots (count); closest depth class (i + offset) mod 6 as the
-    background level."""
+    background level.
+    """
     w, h = _SIZES["clevr"]
     count, distance = 3 + (i + offset) % 8, (i + offset) % 6
     pixels = np.full((h, w, 3), 40.0 + 30.0 * distance) + _noise(rng, (h, w, 3), 6.0)

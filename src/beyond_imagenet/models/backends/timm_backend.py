@@ -140,7 +140,7 @@ class TimmBackend:
         return WeightsLocation(None, (), cfg.url, Path(torch.hub.get_dir()) / "checkpoints")
 
     def native_preprocessing(self, spec: ModelSpec) -> dict[str, Any]:
-        """timm's eval transform from the pretrained cfg: input size, crop ratio, interpolation, mean and std."""
+        """Timm's eval transform from the pretrained cfg: input size, crop ratio, interpolation, mean and std."""
         import timm
 
         cfg = timm.models.get_pretrained_cfg(_full_name(spec)).to_dict()
@@ -155,7 +155,7 @@ class TimmBackend:
         }
 
     def tokenizer(self, spec: ModelSpec) -> Any:
-        """timm models have no text tower."""
+        """Timm models have no text tower."""
         raise UserError(f"{spec.id} is a timm model: it has no text tower and no zero-shot head")
 
     def layer_patterns(self, spec: ModelSpec) -> LayerPatterns:

@@ -1,0 +1,81 @@
+"""Every output path is declared once, in params.yaml: dvc.yaml templates it and stages/paths.py joins it alike."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+from helpers import REPO_ROOT
+
+from beyond_imagenet.base.config import load_params, parse_params
+from beyond_imagenet.stages.paths import stage_paths
+
+TEMPLATE = re.compile(r"\$\{([a-z0-9_.]+)\}")
+
+
+def _lookup(data: dict, dotted: str):
+    for key in dotted.split("."):
+        data = data[key]
+    return data
+
+
+def _render(text: str, params: dict) -> str:
+    return TEMPLATE.sub(lambda m: str(_lookup(params, m.group(1))), text)
+
+
+def _declared(stage: dict, section: str) -> list[str]:
+    return [next(iter(entry)) if isinstance(entry, dict) else entry for entry in stage.get(section, [])]
+
+
+@pytest.fixture(scope="module")
+def dvc_stages() -> dict:
+    return yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
+
+
+@pytest.mark.parametrize("params_file", ["params.yaml", "configs/paper.yaml"])
+def test_dvc_yaml_outputs_equal_the_stage_paths(dvc_stages, params_file):
+    raw = yaml.safe_load((REPO_ROOT / params_file).read_text())
+    paths = stage_paths(load_params(REPO_ROOT / params_file))
+
+    def rendered(stage: str, section: str) -> list[str]:
+        return [_render(p, raw) for p in _declared(dvc_stages[stage], section)]
+
+    expected = {
+        ("data", "outs"): [paths.manifests],
+        ("inference", "outs"): [raw["inference"]["cache_dir"]],
+        ("analyze", "outs"): [paths.analyze.records],
+        ("analyze", "metrics"): [paths.analyze.metrics],
+        ("analyze", "plots"): [paths.analyze.figures],
+        ("cka", "outs"): [paths.cka.records, paths.cka_matrices],
+        ("cka", "metrics"): [paths.cka.metrics],
+        ("cka", "plots"): [paths.cka.figures],
+        ("vtab_features", "outs"): [raw["transfer"]["features_dir"]],
+        ("probe", "outs"): [
+            paths.vtab_splits, paths.vtab.records, paths.vtab_predictions, paths.vtab_studies, paths.vtab_table3
+        ],
+        ("probe", "metrics"): [paths.vtab.metrics],
+        ("probe", "plots"): [paths.vtab.figures],
+        ("report", "outs"): [paths.reports],
+    }  # fmt: skip
+    for (stage, section), wanted in expected.items():
+        assert rendered(stage, section) == [str(p) for p in wanted], (stage, section)
+
+
+def test_every_output_of_dvc_yaml_is_templated(dvc_stages):
+    literal = [
+        (name, out)
+        for name, stage in dvc_stages.items()
+        for section in ("outs", "metrics", "plots")
+        for out in _declared(stage, section)
+        if "${" not in out
+    ]
+    assert not literal
+
+
+def test_moving_results_dir_moves_every_stage_output():
+    params = parse_params({"models": ["demo_random_vit_sup"], "datasets": {}, "results_dir": "/scratch/r"})
+    paths = stage_paths(params)
+    for path in (paths.manifests, paths.analyze.records, paths.cka.metrics, paths.vtab_studies, paths.vtab_table3):
+        assert str(path).startswith("/scratch/r/")
+    assert str(paths.cka_matrices) == "/scratch/r/cka/matrices"

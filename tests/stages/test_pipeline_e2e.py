@@ -1,0 +1,170 @@
+"""End to end: the offline demo through `dvc repro` in a copy of this repository, then MLflow and DVC checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+
+DEMO_MODELS = [
+    "demo_random_vit_sup",
+    "demo_random_convnext_sup",
+    "demo_random_vit_clip",
+    "demo_random_convnext_clip",
+]
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "HF_HUB_OFFLINE": "1",
+        "DVC_NO_ANALYTICS": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def demo_repo(tmp_path_factory) -> Path:
+    """A copy of the repository's files (as a fresh clone would have them) with the demo pipeline run once."""
+    repo = tmp_path_factory.mktemp("e2e") / "repo"
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    for name in listed:
+        source = REPO_ROOT / name
+        if source.is_file():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, repo / name)
+    _run(["git", "init", "-q"], repo)
+    _run(["beyond-imagenet", "make-demo-data"], repo)
+    _run(["dvc", "repro"], repo)
+    return repo
+
+
+def test_generated_demo_data_matches_data_dvc(demo_repo):
+    status = _run(["dvc", "status", "data.dvc", "--json"], demo_repo)
+    assert json.loads(status.stdout) == {}  # byte-identical to what data.dvc records
+
+
+def test_metrics_for_every_demo_model_in_dvc(demo_repo):
+    shown = json.loads(_run(["dvc", "metrics", "show", "--json"], demo_repo).stdout)
+    metrics = next(iter(shown.values()))["data"]["results/metrics.json"]["data"]
+    assert sorted(metrics) == sorted(DEMO_MODELS)
+    for model in DEMO_MODELS:
+        assert 0.0 <= metrics[model]["calibration/demo_val/ece"] <= 1.0
+        assert metrics[model]["accuracy/demo_val/n_samples"] == 400
+        assert metrics[model]["accuracy/demo_val/top1"] == pytest.approx(metrics[model]["calibration/demo_val/top1"])
+    cka = next(iter(shown.values()))["data"]["results/cka/metrics.json"]["data"]
+    assert sorted(cka) == sorted(DEMO_MODELS)
+    for model in DEMO_MODELS:
+        assert 0.0 < cka[model]["cka/all/mean_offdiagonal"] <= 1.0 + 1e-6
+        assert len([k for k in cka[model] if k.startswith("cka_cross/") and k.endswith("/last_layer")]) == 3
+
+
+def test_mlflow_runs_with_metrics_and_reliability_diagrams(demo_repo):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{demo_repo}/mlruns/mlflow.db")
+    experiment = client.get_experiment_by_name("beyond-imagenet")
+    runs = client.search_runs([experiment.experiment_id], "tags.analysis = 'calibration'")
+    assert sorted(r.data.tags["model"] for r in runs) == sorted(DEMO_MODELS)
+    for run in runs:
+        assert 0.0 <= run.data.metrics["calibration/demo_val/ece"] <= 1.0
+        figures = {a.path for a in client.list_artifacts(run.info.run_id, "figures/demo_val")}
+        model = run.data.tags["model"]
+        assert figures == {
+            f"figures/demo_val/{model}.png",
+            "figures/demo_val/all_models.png",
+            "figures/demo_val/fig4.png",
+        }
+    accuracy = client.search_runs([experiment.experiment_id], "tags.analysis = 'accuracy'")
+    assert len(accuracy) == 4 and all("accuracy/demo_val/top1" in r.data.metrics for r in accuracy)
+    assert (demo_repo / "reports" / "summary.md").read_text().count("demo_random_") >= 4
+    expected = {
+        "robustness": "robustness/imagenet_c/mce",
+        "imagenet_x": "imagenet_x/pose/error_ratio",
+        "pug": "pug/average",
+        "shape_bias": "shape_bias/fraction_correct_shape",
+        "cka": "cka/normalisation/mean_adjacent",
+        "invariance": "invariance/resolution/336/consistency",
+    }
+    for analysis, metric in expected.items():
+        found = client.search_runs([experiment.experiment_id], f"tags.analysis = '{analysis}'")
+        assert sorted(r.data.tags["model"] for r in found) == sorted(DEMO_MODELS), analysis
+        assert all(metric in r.data.metrics for r in found), analysis
+
+
+def test_vtab_probes_table3_and_mlflow_runs(demo_repo):
+    """`make demo` runs the 19 clipbench19 tasks for every demo model: Table 3, Fig. 6 bottom, MLflow runs."""
+    from mlflow.tracking import MlflowClient
+
+    vtab = json.loads((demo_repo / "results" / "vtab" / "metrics.json").read_text())
+    assert vtab["preset"] == "clipbench19" and vtab["not_run"] == {}
+    assert sorted(vtab["models"]) == sorted(DEMO_MODELS)
+    for entry in vtab["models"].values():
+        assert entry["missing"] == [] and len(entry["tasks"]) == 19
+        tops = [t["top1"] for t in entry["tasks"].values()]
+        assert entry["overall"] == pytest.approx(sum(tops) / 19)
+    assert (demo_repo / "results" / "vtab" / "figures" / "fig6_bottom.png").stat().st_size > 10_000
+    assert "Table 3" in (demo_repo / "reports" / "summary.md").read_text()
+    client = MlflowClient(tracking_uri=f"sqlite:///{demo_repo}/mlruns/mlflow.db")
+    experiment = client.get_experiment_by_name("beyond-imagenet").experiment_id
+    parents = client.search_runs([experiment], "tags.analysis = 'vtab_probe'", max_results=1000)
+    trials = client.search_runs([experiment], "tags.analysis = 'vtab_trial'", max_results=5000)
+    assert len(parents) == 4 * 19 and all("test/top1" in r.data.metrics for r in parents)
+    assert len(trials) == 4 * 19 * 4  # params.yaml: transfer.search.n_trials 4
+    assert {r.data.tags["mlflow.parentRunId"] for r in trials} == {r.info.run_id for r in parents}
+    summary = client.search_runs([experiment], "tags.analysis = 'vtab'")
+    assert sorted(r.data.tags["model"] for r in summary) == sorted(DEMO_MODELS)
+    assert all("vtab/overall" in r.data.metrics for r in summary)
+
+
+def test_every_paper_figure_is_produced(demo_repo):
+    figures = demo_repo / "results" / "figures"
+    for relative in (
+        "calibration/demo_val/all_models.png",
+        "calibration/demo_r/all_models.png",
+        "calibration/all/fig4.png",
+        "robustness/table2/all_models.png",
+        "imagenet_x/demo_val/all_models.png",
+        "pug/demo_pug/all_models.png",
+        "shape_bias/demo_cue_conflict/all_models.png",
+        "invariance/demo_val/all_models.png",
+        "invariance/demo_val/consistency_all_models.png",
+    ):
+        assert (figures / relative).stat().st_size > 10_000, relative
+    for name in ("all_models", "cross_models"):  # Fig. 8 and the cross-model grid
+        assert (demo_repo / "results" / "cka" / "figures" / "cka" / "demo_val" / f"{name}.png").stat().st_size > 10_000
+
+
+def test_rerun_is_up_to_date_and_an_analysis_param_reruns_only_analysis_and_report(demo_repo):
+    status = _run(["dvc", "status"], demo_repo)
+    assert "up to date" in status.stdout
+    params = demo_repo / "params.yaml"
+    text = params.read_text()
+    assert "n_bins: 15" in text
+    params.write_text(text.replace("n_bins: 15", "n_bins: 10"))
+    output = _run(["dvc", "repro"], demo_repo).stdout
+    assert "Running stage 'analyze'" in output and "Running stage 'report'" in output
+    assert "Running stage 'inference'" not in output and "Running stage 'data'" not in output
+    assert "Running stage 'cka'" not in output
+    assert "Running stage 'vtab_features'" not in output and "Running stage 'probe'" not in output
+    bins = json.loads((demo_repo / "results/records/calibration/demo_val/demo_random_vit_sup.json").read_text())
+    assert bins["details"]["bins"]["n_bins"] == 10

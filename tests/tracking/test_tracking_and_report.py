@@ -1,0 +1,130 @@
+"""MLflow logging (one run per model x analysis, tags, metrics, artifacts) and the side-by-side report."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from beyond_imagenet.base.config import TrackingConfig
+from beyond_imagenet.base.record import ResultRecord
+from beyond_imagenet.report import summary_table, write_report
+from beyond_imagenet.tracking.mlflow_logger import log_records
+
+
+def record(model: str, analysis: str, dataset: str, metrics: dict, artifacts=()) -> ResultRecord:
+    return ResultRecord(
+        analysis,
+        model,
+        dataset,
+        metrics,
+        params={"n_bins": 15},
+        provenance={
+            "model": {"model_id": model, "family": "vit", "paradigm": "clip", "weights_id": f"w:{model}"},
+            "preprocessing": {"resize": 224, "crop": 224, "interpolation": "bicubic"},
+            "dataset": {"files_sha256": "abc"},
+            "precision": "fp32",
+            "n_samples": 6,
+            "cache_config_hash": f"h-{model}-{dataset}",
+        },
+        artifacts=list(artifacts),
+    )
+
+
+def test_one_mlflow_run_per_model_and_analysis_with_tags_metrics_and_figures(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    png = tmp_path / "fig.png"
+    Image.new("RGB", (4, 4)).save(png)
+    records = [
+        record("a", "calibration", "d1", {"calibration/d1/ece": 0.25}, [str(png)]),
+        record("a", "calibration", "d2", {"calibration/d2/ece": 0.5}),
+        record("b", "calibration", "d1", {"calibration/d1/ece": 0.125}),
+        record("a", "accuracy", "d1", {"accuracy/d1/top1": 80.0}),
+    ]
+    config = TrackingConfig(
+        experiment="t",
+        tracking_uri=f"sqlite:///{tmp_path}/mlruns/mlflow.db",
+        artifact_location=str(tmp_path / "mlruns" / "artifacts"),
+    )
+    run_ids = log_records(records, config, stage="analyze")
+    assert len(run_ids) == 3
+    client = MlflowClient(tracking_uri=config.tracking_uri)
+    runs = {(r.data.tags["model"], r.data.tags["analysis"]): r for r in (client.get_run(i) for i in run_ids)}
+    run = runs[("a", "calibration")]
+    assert run.data.metrics == {"calibration/d1/ece": 0.25, "calibration/d2/ece": 0.5}
+    assert run.data.tags["paradigm"] == "clip" and run.data.tags["dvc_stage"] == "analyze"
+    assert run.data.tags["weights_id"] == "w:a" and "git_sha" in run.data.tags
+    assert run.data.params["analysis.n_bins"] == "15"
+    assert run.data.params["dataset.d2.cache_config_hash"] == "h-a-d2"
+    assert "version.torch" in run.data.params
+    assert run.info.status == "FINISHED"
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "figures/d1")}
+    assert artifacts == {"figures/d1/fig.png"}
+    assert runs[("b", "calibration")].data.metrics == {"calibration/d1/ece": 0.125}
+
+
+def test_disabled_tracking_logs_nothing(tmp_path):
+    config = TrackingConfig(tracking_uri=f"sqlite:///{tmp_path}/x.db", enabled=False)
+    assert log_records([record("a", "accuracy", "d", {"accuracy/d/top1": 1.0})], config) == []
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_report_puts_models_side_by_side(tmp_path):
+    records = [
+        record("a", "accuracy", "d", {"accuracy/d/top1": 85.5}),
+        record("b", "accuracy", "d", {"accuracy/d/top1": 66.25}),
+        record(
+            "a",
+            "calibration",
+            "d",
+            {"calibration/d/ece": 0.0312},
+            ["results/figures/calibration/d/all_models.png"],
+        ),
+    ]
+    header, rows = summary_table(records)
+    assert header == ["metric", "a", "b"]
+    assert rows == [
+        ["family", "vit", "vit"],
+        ["paradigm", "clip", "clip"],
+        ["accuracy/d/top1", "85.5000", "66.2500"],
+        ["calibration/d/ece", "0.0312", ""],
+    ]
+    md, csv_path = write_report(records, tmp_path / "reports")
+    text = md.read_text()
+    assert "| accuracy/d/top1 | 85.5000 | 66.2500 |" in text
+    assert "](../results/figures/calibration/d/all_models.png)" in text
+    with Path(csv_path).open() as handle:
+        assert list(csv.reader(handle))[4] == ["calibration/d/ece", "0.0312", ""]
+
+
+@pytest.mark.parametrize(
+    "name,value,text",
+    [
+        ("accuracy/d/n_samples", 400.0, "400"),
+        ("calibration/d/ece", 0.5, "0.5000"),
+        ("accuracy/d/top1", 85.0, "85.0000"),
+    ],
+)
+def test_report_number_format(name, value, text):
+    _, rows = summary_table([record("m", "accuracy", "d", {name: value})])
+    assert rows[-1] == [name, text]
+
+
+def test_table2_in_the_paper_layout_says_what_the_average_misses():
+    from beyond_imagenet.report import table2
+
+    full = record("vit_sup", "robustness", "table2", {"robustness/average": 60.2})
+    full.details = {
+        "table2_row": {"imagenet_val": 85.5, "imagenet_v2": 76.2, "imagenet_a": 60.0, "imagenet_c": 59.8,
+                       "imagenet_hard": 28.5, "imagenet_r": 61.6, "imagenet_sketch": 46.1, "imagenet_real": 89.2},
+        "average_missing": [],
+    }  # fmt: skip
+    partial = record("mine", "robustness", "table2", {})
+    partial.details = {"table2_row": {"imagenet_val": 70.0}, "average_missing": ["imagenet_hard"]}
+    text = table2([full, partial])
+    assert "| Model | INet-Val | V2 | A | C | Hard | R | Sketch | Real | Average |" in text
+    assert "| vit_sup | 85.5 | 76.2 | 60.0 | 59.8 | 28.5 | 61.6 | 46.1 | 89.2 | 60.2 |" in text
+    assert "| mine | 70.0 | - | - | - | - | - | - | - | missing imagenet_hard |" in text
