@@ -13,7 +13,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download; missing we
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
 
-
 @pytest.fixture(scope="session")
 def small_demo_root(tmp_path_factory) -> Path:
     """A 4-class x 6-image dataset in the ImageNet-val layout (seeded, same generator as the demo)."""

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from helpers import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "src" / "beyond_imagenet"

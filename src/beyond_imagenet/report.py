@@ -15,8 +15,10 @@ from beyond_imagenet.probe.aggregate import not_run_note, table3_from_records
 
 
 def summary_table(records: list[ResultRecord]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows: one column per model (first-seen order) side by side, one row per namespaced metric,
-    after two rows giving each model's family and paradigm.
+    """Header and rows of the summary table: every model side by side, one row per namespaced metric.
+
+    One column per model (first-seen order); the metric rows come after two rows giving each model's family and
+    paradigm.
     """
     models = list(dict.fromkeys(r.model_id for r in records))
     metrics = sorted({name for r in records for name in r.metrics})

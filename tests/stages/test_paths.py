@@ -6,10 +6,10 @@ import re
 
 import pytest
 import yaml
-from helpers import REPO_ROOT
 
 from beyond_imagenet.base.config import load_params, parse_params
 from beyond_imagenet.stages.paths import stage_paths
+from helpers import REPO_ROOT
 
 TEMPLATE = re.compile(r"\$\{([a-z0-9_.]+)\}")
 

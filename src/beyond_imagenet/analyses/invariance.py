@@ -56,7 +56,9 @@ def _load_point(store: CacheStore, config: InvarianceConfig, model_id: str, poin
 
 
 def _sweep_curves(store: CacheStore, config: InvarianceConfig, model_id: str) -> tuple[dict, dict, InferenceCache]:
-    """({kind: {"values", "top1", "correct_class_prob", "consistency"}}, {point label: its provenance}, the
+    """The curves of every sweep kind for one model, with each point's provenance.
+
+    Returns ({kind: {"values", "top1", "correct_class_prob", "consistency"}}, {point label: its provenance}, the
     scale-1 cache, whose provenance heads the record).
     """
     spec = resolve_model(model_id)

@@ -18,12 +18,14 @@ class CacheStore:
         self._loaded: dict[Path, InferenceCache] = {}
 
     def get(self, dataset: str, model_id: str, variant: str | None = None) -> InferenceCache:
+        """The cache of ``model_id`` on ``dataset`` (or its ``variant``), loaded on first use and kept."""
         path = cache_path(self.cache_dir, dataset, model_id, variant)
         if path not in self._loaded:
             self._loaded[path] = load_cache(path)
         return self._loaded[path]
 
     def all_models(self, dataset: str, model_ids: list[str], variant: str | None = None) -> list[InferenceCache]:
+        """The caches of every model in ``model_ids`` on ``dataset`` (or its ``variant``), in that order."""
         return [self.get(dataset, model_id, variant) for model_id in model_ids]
 
     def variants(self, dataset: str, model_id: str) -> list[str]:

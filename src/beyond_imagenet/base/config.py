@@ -65,11 +65,15 @@ class InferenceConfig:
 
 @dataclass(frozen=True)
 class AccuracyConfig:
+    """``analyses.accuracy``: top-1 and top-5 on each listed dataset's label space (docs/protocol.md §2.3, §7.1)."""
+
     datasets: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class CalibrationConfig:
+    """``analyses.calibration``: ECE, reliability diagram and confidence histogram (§5, Fig. 4), per dataset."""
+
     datasets: list[str] = field(default_factory=list)
     n_bins: int = 15  # docs/protocol.md §5: M = 15
 
@@ -95,12 +99,16 @@ class ImageNetXConfig:
 
 @dataclass(frozen=True)
 class PugConfig:
+    """``analyses.pug``: top-1 per PUG-ImageNet factor subset and their mean (§4, Fig. 3)."""
+
     dataset: str | None = None
     label_map: Literal["official", "corrected"] = "official"  # §4 Shirt/Sweatshirt collision
 
 
 @dataclass(frozen=True)
 class ShapeBiasConfig:
+    """``analyses.shape_bias``: shape bias on the cue-conflict stimuli (§6, Fig. 5)."""
+
     dataset: str | None = None
 
 
@@ -130,6 +138,11 @@ class CkaConfig:
 
 @dataclass(frozen=True)
 class AnalysesConfig:
+    """``analyses``: one section per analysis (docs/protocol.md §2.3-§10), each naming keys of ``datasets``.
+
+    The ``analyze`` stage runs all but ``cka`` from the caches; the ``cka`` stage runs that one from the models.
+    """
+
     accuracy: AccuracyConfig = field(default_factory=AccuracyConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
@@ -219,6 +232,8 @@ class OutputsConfig:
 
 @dataclass(frozen=True)
 class TrackingConfig:
+    """``tracking``: the MLflow experiment and store (docs/architecture.md, MLflow); ``enabled: false`` logs nothing."""
+
     experiment: str = "beyond-imagenet"
     tracking_uri: str = "sqlite:///mlruns/mlflow.db"
     artifact_location: str = "mlruns/artifacts"
@@ -227,6 +242,8 @@ class TrackingConfig:
 
 @dataclass(frozen=True)
 class Params:
+    """The whole of ``params.yaml``: the models, the datasets and every section above, as ``load_params`` returns it."""
+
     models: list[str]
     datasets: dict[str, DatasetConfig]
     inference: InferenceConfig = field(default_factory=InferenceConfig)
@@ -311,6 +328,11 @@ def parse_params(data: Any) -> Params:
 
 
 def load_params(path: str | Path = DEFAULT_PARAMS_PATH) -> Params:
+    """Read and validate ``params.yaml`` (or ``path``); the one place the file is read.
+
+    Raises:
+        ParamsError: the file is missing, is not valid YAML, or fails the schema or value checks.
+    """
     path = Path(path)
     if not path.exists():
         raise ParamsError(f"params file {path} not found; run from the repository root or pass --params PATH")
@@ -322,8 +344,9 @@ def load_params(path: str | Path = DEFAULT_PARAMS_PATH) -> Params:
 
 
 def parse_section(cls: type, data: Any, where: str) -> Any:
-    """Validate one section (e.g. ``InferenceConfig`` from a dict) exactly as ``load_params`` would; ``where``
-    names it in errors (``inference``).
+    """Validate one section (e.g. ``InferenceConfig`` from a dict) exactly as ``load_params`` would.
+
+    ``where`` names the section in errors (``inference``).
     """
     return build_dataclass(cls, data, where)
 

@@ -7,6 +7,7 @@ import time
 
 
 def format_seconds(seconds: float) -> str:
+    """Format a duration as ``H:MM:SS`` (rounded to the second); ``?`` for an infinite one."""
     if seconds == float("inf"):
         return "?"
     seconds = round(seconds)
@@ -25,10 +26,12 @@ class RateReporter:
         self._start = self._last = time.perf_counter()
 
     def start(self) -> None:
+        """Restart the clock and print how many items are to be computed."""
         self._start = self._last = time.perf_counter()
         self._print(f"[{self.label}] {self.total} {self.unit} to compute")
 
     def update(self, n: int) -> None:
+        """Count ``n`` more finished items; print a line once ``interval_s`` has passed or the total is reached."""
         self.done += n
         now = time.perf_counter()
         if now - self._last >= self.interval_s or self.done >= self.total:
@@ -42,6 +45,7 @@ class RateReporter:
 
     @property
     def rate(self) -> float:
+        """Items finished per second since :meth:`start` (or construction)."""
         return self.done / max(time.perf_counter() - self._start, 1e-9)
 
     @staticmethod

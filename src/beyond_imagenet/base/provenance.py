@@ -41,6 +41,7 @@ def git_state() -> dict[str, str | bool | None]:
 
 @functools.lru_cache(maxsize=1)
 def library_versions() -> dict[str, str]:
+    """Installed versions of Python, each tracked package ("not installed" if absent) and this package."""
     versions = {"python": platform.python_version()}
     for package in TRACKED_PACKAGES:
         try:

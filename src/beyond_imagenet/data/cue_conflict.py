@@ -54,6 +54,8 @@ _FILE_NAME = re.compile(r"^([a-z]+)(\d+)-([a-z]+)(\d+)\.png$")
 
 
 class CueConflictEntry(NamedTuple):
+    """One cue-conflict stimulus: its file and the shape and texture categories it combines (docs/protocol.md §6)."""
+
     path: Path
     shape: str
     texture: str
@@ -69,8 +71,10 @@ def check_category(name: str, what: str) -> str:
 
 
 def parse_cue_conflict_name(shape_folder: str, file_name: str) -> tuple[str, str]:
-    """(shape, texture) of one stimulus: shape = parent folder; texture = text after the last '-', digits and
-    extension removed (docs/protocol.md §6; model-vs-human ``get_texture_category``).
+    """(shape, texture) of one stimulus, both checked against the 16 categories.
+
+    Shape = parent folder; texture = text after the last '-', digits and extension removed (docs/protocol.md §6;
+    model-vs-human ``get_texture_category``).
     """
     shape = check_category(shape_folder, f"cue-conflict folder of {file_name!r}")
     stem = file_name.split(".")[0]
@@ -117,8 +121,10 @@ def _scan_folder(folder: Path) -> list[CueConflictEntry]:
 
 
 def scan_cue_conflict(root: str | Path) -> list[CueConflictEntry]:
-    """(path, shape, texture) of every stimulus in ``root/<shape>/<shape><i>-<texture><j>.png`` (docs/protocol.md §2.1,
-    §6), sorted by shape folder then file name. Accepts the folder holding ``cue-conflict/`` too.
+    """(path, shape, texture) of every stimulus in ``root/<shape>/<shape><i>-<texture><j>.png``.
+
+    Sorted by shape folder then file name (docs/protocol.md §2.1, §6). Accepts the folder holding ``cue-conflict/``
+    too.
     """
     root = _resolve_root(Path(root))
     _check_folders(root)

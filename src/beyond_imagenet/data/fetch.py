@@ -23,6 +23,7 @@ DOWNLOAD_TIMEOUT_S = 30
 
 
 def sha256_of(path: Path) -> str:
+    """SHA-256 hex digest of the file at ``path``, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

@@ -43,7 +43,8 @@ VAL_NAME = re.compile(r"ILSVRC2012_val_(\d{8})\.JPEG")
 PROTOTYPES_FILE = "prototypical_paths.csv"
 VAL_LABELS_FILE = "filename_label.csv"
 INSTALL_HINT = (
-    "pip install imagenet-x==0.0.7 (its annotations are licensed CC BY-NC 4.0: non-commercial use only, docs/protocol.md §13)"
+    "pip install imagenet-x==0.0.7 (its annotations are licensed CC BY-NC 4.0: non-commercial use only, "
+    "docs/protocol.md §13)"
 )
 
 

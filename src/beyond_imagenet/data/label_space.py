@@ -62,10 +62,12 @@ class LabelSpace:
 
     @property
     def n_classes(self) -> int:
+        """Number of classes of the dataset."""
         return len(self.class_ids)
 
     @property
     def maps_to_imagenet(self) -> bool:
+        """Whether the classes map into ImageNet-1k indices (so ImageNet-1k heads can score the dataset)."""
         return self.imagenet_indices is not None
 
     def one_to_one_imagenet_columns(self) -> np.ndarray | None:
@@ -75,14 +77,17 @@ class LabelSpace:
         return np.array([ix[0] for ix in self.imagenet_indices], dtype=np.int64)
 
     def digest(self) -> str:
+        """Short stable hash of the kind, class ids, names and ImageNet mapping: identifies a label space in records."""
         payload = json.dumps([self.kind, self.class_ids, self.class_names, self.imagenet_indices])
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def as_record(self) -> dict:
+        """The label space as recorded in manifests and cache metadata: kind, number of classes and :meth:`digest`."""
         return {"kind": self.kind, "n_classes": self.n_classes, "digest": self.digest()}
 
 
 def imagenet1k_space() -> LabelSpace:
+    """The full ImageNet-1k label space: the 1000 wnids in standard order, each mapped to its own index."""
     return LabelSpace(IMAGENET1K, imagenet_wnids(), imagenet_names(), tuple((i,) for i in range(1000)))
 
 

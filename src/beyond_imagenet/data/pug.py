@@ -68,8 +68,10 @@ def pug_class_index(class_map: Mapping[str, Sequence[int]]) -> dict[str, int]:
 
 
 def pug_targets(class_names: Sequence[str], class_map: Mapping[str, Sequence[int]]) -> np.ndarray:
-    """Labels of images given their class-folder names. Use this rather than a per-subset ImageFolder index,
-    which shifts if a subset lacks a class; folder names must equal the JSON keys exactly (docs/protocol.md §4).
+    """Labels of images given their class-folder names.
+
+    Use this rather than a per-subset ImageFolder index, which shifts if a subset lacks a class; folder names must
+    equal the JSON keys exactly (docs/protocol.md §4).
     """
     index = pug_class_index(class_map)
     for name in sorted(set(class_names)):

@@ -68,8 +68,8 @@ def load_real_labels(path: str | Path | None = None, expected_md5: str | None = 
         actual = hashlib.md5(data).hexdigest()
         if actual != expected_md5:
             raise UserError(
-                f"ReaL labels file {path} has md5 {actual}, expected {expected_md5} (docs/protocol.md §2.1). The file is "
-                "corrupt or another version: reinstall imagenet-x==0.0.7 or download real.json again."
+                f"ReaL labels file {path} has md5 {actual}, expected {expected_md5} (docs/protocol.md §2.1). "
+                "The file is corrupt or another version: reinstall imagenet-x==0.0.7 or download real.json again."
             )
     entries = _parse(data.decode("utf-8"), path)
     return {val_file_name(i): labels for i, labels in enumerate(entries)}

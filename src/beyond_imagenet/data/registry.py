@@ -59,10 +59,12 @@ class ImageDataset:
 
     @property
     def key(self) -> str:
+        """``<name>/<variant>`` (variant e.g. ``fog/3``), or the name alone: identifies one scanned variant."""
         return f"{self.name}/{self.variant}" if self.variant else self.name
 
     @property
     def sample_ids(self) -> list[str]:
+        """The sample id of each image, in sample order."""
         return [s.sample_id for s in self.samples]
 
     def manifest_sha256(self) -> str:
@@ -75,6 +77,7 @@ class ImageDataset:
         return digest.hexdigest()
 
     def manifest(self) -> dict:
+        """The dataset's manifest (written by ``verify``, recorded with caches): identity, size, label space, hash."""
         return {
             "name": self.name,
             "variant": self.variant,
@@ -253,7 +256,8 @@ def _resolve_parquet(name: str, kind: DatasetKind, config: DatasetConfig) -> lis
     if not config.revision:
         raise DatasetLayoutError(
             f"dataset {name!r}: set `revision:` to the commit of taesiri/imagenet-hard you downloaded; the dataset "
-            "was revised (13,630 -> 11,350 -> 10,980 images), so results need the pinned revision (docs/protocol.md §7.6)"
+            "was revised (13,630 -> 11,350 -> 10,980 images), so results need the pinned revision "
+            "(docs/protocol.md §7.6)"
         )
     found = snapshot_revision(root)
     if found is not None and found != config.revision:

@@ -1,6 +1,7 @@
-"""``beyond-imagenet verify``: check a dataset before a run: layout, counts, side files, and that every image
-decodes (docs/protocol.md §2, §14). Layout, counts and side files are checked by the registry while scanning; this
-module adds the decode pass, spread over worker processes.
+"""``beyond-imagenet verify``: check a dataset before a run (docs/protocol.md §2, §14).
+
+It checks layout, counts, side files, and that every image decodes. Layout, counts and side files are checked by the
+registry while scanning; this module adds the decode pass, spread over worker processes.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ DECODE_CHUNK = 256
 
 @dataclass
 class VerifyReport:
+    """What ``verify_datasets`` found: how many images it checked and which failed to decode."""
+
     n_images: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
 
     @property
     def ok(self) -> bool:
+        """Whether every checked image decoded."""
         return not self.failures
 
 
@@ -44,6 +48,7 @@ def decode_all(samples: list[Sample], workers: int) -> list[tuple[str, str]]:
 
 
 def verify_datasets(datasets: list[ImageDataset], workers: int, decode: bool = True) -> VerifyReport:
+    """Count the images of the scanned ``datasets`` and, unless ``decode`` is False, decode each one on ``workers``."""
     report = VerifyReport()
     for dataset in datasets:
         report.n_images += len(dataset)

@@ -48,10 +48,12 @@ class InferenceCache:
 
     @property
     def model_id(self) -> str:
+        """The id of the model whose outputs this cache holds (``meta["model"]["model_id"]``)."""
         return self.meta["model"]["model_id"]
 
     @property
     def dataset(self) -> str:
+        """The name of the dataset this cache covers (``meta["dataset"]["name"]``)."""
         return self.meta["dataset"]["name"]
 
     def __len__(self) -> int:
@@ -59,6 +61,11 @@ class InferenceCache:
 
 
 def read_meta(path: str | Path) -> dict | None:
+    """Parse the ``meta.json`` of the cache (or feature cache) directory ``path``.
+
+    Returns None when the file is absent, i.e. the cache is not complete; raises ``CacheFormatError`` when it is not
+    valid JSON.
+    """
     meta_file = Path(path) / META_FILE
     if not meta_file.exists():
         return None
@@ -157,9 +164,11 @@ class PartialChunks:
             stamp.write_text(self.hash + "\n")
 
     def chunk_file(self, chunk: int) -> Path:
+        """The ``.npz`` file that holds (or will hold) chunk number ``chunk``."""
         return self.dir / f"chunk_{chunk:06d}.npz"
 
     def done(self) -> set[int]:
+        """Numbers of the chunks already saved, which a resumed pass skips."""
         return {int(p.stem.split("_")[1]) for p in self.dir.glob("chunk_*.npz")}
 
     def write(self, chunk: int, indices: np.ndarray, logits: np.ndarray, features: np.ndarray, failed: list) -> None:

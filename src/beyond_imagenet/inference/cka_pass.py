@@ -63,6 +63,11 @@ class CkaAccumulator(L.LightningModule):
         self.dropped_images = 0
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
+        """Add one batch's Gram matrices to every within-model and cross-model CKA accumulator.
+
+        An undecodable image is an error (the subset must be complete); a batch smaller than ``MIN_BATCH`` (only the
+        last one can be) is skipped and counted in ``dropped_images``. Returns the indices for the progress reporter.
+        """
         failed = [reason for reason in batch["error"] if reason]
         if failed:
             raise UserError(f"CKA subset image could not be decoded: {failed[0]}; fix or remove it and rerun")

@@ -43,7 +43,9 @@ class MultiModelPredictor(L.LightningModule):
         compile: bool = False,
         tensor_decode_specs: dict | None = None,
     ):
-        """``channels_last``: NHWC weights and inputs (faster convolutions on GPUs); ``compile``: run each backbone
+        """Hold ``backbones`` (model id -> backbone) and ``input_keys`` (model id -> preprocessing key) for one pass.
+
+        ``channels_last``: NHWC weights and inputs (faster convolutions on GPUs); ``compile``: run each backbone
         through ``torch.compile`` (same weights; compiled lazily on the first batch). ``tensor_decode_specs``
         (preprocessing key -> spec): batches hold encoded bytes (``inference.decode: tensor``), decoded and
         preprocessed on the device by :func:`~beyond_imagenet.inference.tensor_decode.decode_and_preprocess`.
@@ -79,6 +81,12 @@ class MultiModelPredictor(L.LightningModule):
         return {**super().transfer_batch_to_device(rest, device, dataloader_idx), "data": batch["data"]}
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
+        """Run every backbone on its own preprocessed view of the batch and return float32 logits and features.
+
+        Returns ``{"index", "error", "outputs": {model id: (logits, features)}}`` for the callbacks. With
+        ``tensor_decode_specs`` the encoded bytes are decoded and preprocessed on the device first; an image that
+        fails to decode there gets its reason in ``"error"`` (unless reading it already failed) and zero tensors.
+        """
         self.forward_calls += 1
         if self.tensor_decode_specs is not None:
             inputs, errors = decode_and_preprocess(batch["data"], self.tensor_decode_specs, self.device)
@@ -115,6 +123,7 @@ class ChunkWriter(Callback):
         self._buffer: dict[int, dict] = defaultdict(lambda: {"index": [], "error": [], "outputs": defaultdict(list)})
 
     def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        """Buffer the batch's outputs by chunk and save each chunk as soon as all of its samples have arrived."""
         indices = outputs["index"].cpu().numpy()
         chunks = indices // self.chunk_size
         for chunk in np.unique(chunks):
@@ -157,13 +166,16 @@ class ProgressReporter(Callback):
         self.reporter = RateReporter(total_images, label, "images", interval_s)
 
     def on_predict_start(self, trainer, pl_module) -> None:
+        """Start the clock and print how many images the pass will compute."""
         self.reporter.start()
 
     def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        """Count the batch's images; print a progress line once ``interval_s`` has passed or the pass is done."""
         self.reporter.update(len(outputs["index"]))
 
     @property
     def images_per_second(self) -> float:
+        """Images finished per second since the pass started (the pass statistics record it)."""
         return self.reporter.rate
 
 
@@ -171,8 +183,10 @@ LIGHTNING_PRECISION = {"fp32": "32-true", "bf16": "bf16-mixed"}
 
 
 def speed_options(inference, accelerator: str) -> dict[str, bool]:
-    """``MultiModelPredictor`` speed flags from ``params.inference``: channels_last only on the GPU (on CPUs NHWC
-    is often slower), compile where asked. Recorded in every cache's meta.json, never in its hash.
+    """The ``MultiModelPredictor`` speed flags (``channels_last``, ``compile``) from ``params.inference``.
+
+    channels_last only on the GPU (on CPUs NHWC is often slower), compile where asked. Recorded in every cache's
+    meta.json, never in its hash.
     """
     return {"channels_last": bool(inference.channels_last and accelerator == "gpu"), "compile": bool(inference.compile)}
 

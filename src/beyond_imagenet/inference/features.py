@@ -4,9 +4,9 @@ What is extracted: ``Backbone.features`` (timm: the pooled pre-logits feature; O
 ``encode_image`` embedding), raw (the probe L2-normalises on load), with the model's *eval* transform
 (``inference.preprocessing``) and no augmentation, under ``inference.precision``.
 
-How: the shared inference engine (docs/architecture.md, data flow): each image is decoded once for all models, every model
-runs on its own preprocessed view in one Lightning predict pass, finished chunks are saved atomically and an
-interrupted pass resumes from them. Tasks sharing images (CLEVR count/distance, dSprites location/orientation,
+How: the shared inference engine (docs/architecture.md, data flow): each image is decoded once for all models,
+every model runs on its own preprocessed view in one Lightning predict pass, finished chunks are saved atomically
+and an interrupted pass resumes from them. Tasks sharing images (CLEVR count/distance, dSprites location/orientation,
 smallNORB azimuth/elevation) read one source, so their images are featurised once (§0.5).
 
 Layout: ``<features_dir>/<model>/<source>/<split>/`` holds ``features.npy`` [N, d] float16, ``sample_ids.json``
@@ -55,6 +55,7 @@ def files_sha256(split: SourceSplit) -> str:
 
 
 def split_manifest(split: SourceSplit) -> dict:
+    """What identifies a source split: name, layout, split, row count, files and their hash (for meta.json)."""
     return {
         "source": split.name,
         "layout": split.layout,
@@ -66,6 +67,7 @@ def split_manifest(split: SourceSplit) -> dict:
 
 
 def features_path(features_dir: str | Path, model_id: str, source: str, split: str) -> Path:
+    """``<features_dir>/<model>/<source>/<split>``, each part made file-system safe."""
     return Path(features_dir) / safe_name(model_id) / safe_name(source) / safe_name(split)
 
 
@@ -84,6 +86,7 @@ class FeatureJob:
 
     @property
     def key(self) -> tuple[str, str]:
+        """The (source, split) this job reads; all jobs with the same key share one pass."""
         return (self.split.name, self.split.split)
 
 

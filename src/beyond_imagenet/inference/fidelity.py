@@ -48,6 +48,7 @@ def parse_side(text: str) -> dict[str, object]:
 
 
 def side_label(side: dict[str, object]) -> str:
+    """Name of a side for its cache folder and the output file: ``compile-true_precision-bf16`` (keys sorted)."""
     return "_".join(f"{k}-{str(v).lower()}" for k, v in sorted(side.items()))
 
 

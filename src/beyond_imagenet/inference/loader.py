@@ -69,6 +69,7 @@ def auto_num_workers() -> int:
 def make_loader(
     dataset: Dataset, batch_size: int, num_workers: int, pin_memory: bool, collate_fn: Callable | None = None
 ) -> DataLoader:
+    """The DataLoader of a model pass: dataset order (no shuffle), 4 batches prefetched per worker if there are any."""
     return DataLoader(
         dataset,
         batch_size=batch_size,

@@ -55,6 +55,7 @@ class SweepPoint:
         return f"{self.kind}/{format_sweep_value(self.value)}"
 
     def as_record(self) -> dict:
+        """The ``"sweep"`` entry of the point's cache configuration; a resolution is recorded as an int."""
         value = int(self.value) if self.kind == "resolution" else float(self.value)
         return {"kind": self.kind, "value": value}
 

@@ -42,6 +42,7 @@ def supports_tensor_decode(samples: Sequence[Sample]) -> bool:
 
 
 def check_tensor_specs(specs: dict[str, PreprocessSpec]) -> None:
+    """Refuse specs the device path cannot apply: a resize mode outside ``TENSOR_RESIZE_MODES`` (the shift sweep)."""
     for spec in specs.values():
         if spec.resize_mode not in TENSOR_RESIZE_MODES:
             raise UserError(
@@ -139,38 +140,45 @@ def _wait_for_current_stream(device) -> None:
         torch.cuda.current_stream(device).synchronize()
 
 
+def _native_decode(inputs: list[torch.Tensor], device) -> list[torch.Tensor | None]:
+    """``decode_jpeg`` on the whole batch; when one bad image fails the batch, one by one (None where it fails)."""
+    io = import_torchvision().io
+    _wait_for_current_stream(device)
+    try:
+        return io.decode_jpeg(inputs, mode=io.ImageReadMode.RGB, device=device)
+    except RuntimeError:
+        decoded: list[torch.Tensor | None] = []
+        for data in inputs:
+            try:
+                decoded.append(io.decode_jpeg(data, mode=io.ImageReadMode.RGB, device=device))
+            except RuntimeError:
+                decoded.append(None)
+        return decoded
+
+
+def _fallback_decode(data: torch.Tensor, device) -> tuple[torch.Tensor | None, str]:
+    """The Pillow path's decode of one image moved to ``device``, or None and the reason it fails."""
+    if not data.numel():
+        return None, "empty file (0 bytes)"
+    try:
+        return _pillow_decode(data).to(device), ""
+    except ImageDecodeError as err:
+        return None, err.reason
+
+
 def decode_batch(datas: list[torch.Tensor], device) -> tuple[list[torch.Tensor | None], list[str]]:
     """Decode each image to a [3, H, W] uint8 tensor on ``device`` (None + reason where it fails)."""
-    io = import_torchvision().io
     images: list[torch.Tensor | None] = [None] * len(datas)
     errors = [""] * len(datas)
     native = []
     if _native_available():
         native = [i for i, d in enumerate(datas) if d.numel() and _plain_jpeg(d.cpu().numpy())]
     if native:
-        inputs = [datas[i].cpu() for i in native]
-        _wait_for_current_stream(device)
-        try:
-            decoded = io.decode_jpeg(inputs, mode=io.ImageReadMode.RGB, device=device)
-        except RuntimeError:  # one bad image fails the batch: retry one by one
-            decoded = []
-            for data in inputs:
-                try:
-                    decoded.append(io.decode_jpeg(data, mode=io.ImageReadMode.RGB, device=device))
-                except RuntimeError:
-                    decoded.append(None)
-        for i, image in zip(native, decoded, strict=True):
+        for i, image in zip(native, _native_decode([datas[i].cpu() for i in native], device), strict=True):
             images[i] = image
     for i, data in enumerate(datas):
-        if images[i] is not None:
-            continue
-        if not data.numel():
-            errors[i] = "empty file (0 bytes)"
-            continue
-        try:
-            images[i] = _pillow_decode(data).to(device)
-        except ImageDecodeError as err:
-            errors[i] = err.reason
+        if images[i] is None:
+            images[i], errors[i] = _fallback_decode(data, device)
     return images, errors
 
 
@@ -187,9 +195,10 @@ def _geometry(image: torch.Tensor, spec: PreprocessSpec) -> torch.Tensor:
 
 
 def geometry_by_size(images: list[torch.Tensor | None], spec: PreprocessSpec, device) -> torch.Tensor:
-    """``_geometry`` of every image as one uint8 [B, 3, crop, crop] batch (zeros where ``None``). Images of equal
-    size (most ImageNet photos are 500x375 or 375x500) are resized in one batched call, so the number of kernel
-    launches grows with the number of distinct sizes, not of images.
+    """``_geometry`` of every image as one uint8 [B, 3, crop, crop] batch (zeros where ``None``).
+
+    Images of equal size (most ImageNet photos are 500x375 or 375x500) are resized in one batched call, so the
+    number of kernel launches grows with the number of distinct sizes, not of images.
     """
     out = torch.zeros(len(images), 3, spec.crop, spec.crop, dtype=torch.uint8, device=device)
     by_size: dict[tuple[int, int], list[int]] = {}
@@ -202,6 +211,7 @@ def geometry_by_size(images: list[torch.Tensor | None], spec: PreprocessSpec, de
 
 
 def import_v2_functional():
+    """``torchvision.transforms.v2.functional``, with torchvision loaded through ``base.compat.import_torchvision``."""
     import_torchvision()
     from torchvision.transforms.v2 import functional
 

@@ -63,8 +63,10 @@ def unbiased_hsic(K: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
 
 
 def is_constant_gram(k: torch.Tensor, rtol: float = CONSTANT_RTOL) -> bool:
-    """True when the Gram matrix comes from a batch whose feature rows are all identical (zero variance across
-    samples). Then K = c·11ᵀ and HSIC₁(K, ·) = 0 exactly in theory, which would make CKA 0/0.
+    """True when the Gram matrix comes from a batch whose feature rows are all identical.
+
+    Such a batch has zero variance across samples: K = c·11ᵀ and HSIC₁(K, ·) = 0 exactly in theory, which would make
+    CKA 0/0.
     """
     diag = torch.diagonal(k)
     sq_dist = diag[:, None] + diag[None, :] - 2.0 * k
@@ -180,11 +182,11 @@ class MinibatchCKA:
         return rows, matrix
 
     def result_cross(self) -> tuple[list[str], list[str], np.ndarray]:
-        """(row names, column names, CKA matrix [rows, cols]) from the accumulated HSIC₁ averages (docs/protocol.md §10).
+        """(row names, column names, CKA matrix [rows, cols]) from the accumulated HSIC₁ averages.
 
-        mean_i HSIC₁(K_i, L_i) / sqrt(mean_i HSIC₁(K_i, K_i) · mean_i HSIC₁(L_i, L_i)): the ratio of averages, not
-        an average of per-batch CKA. Raises ValueError before any batch, or naming a layer whose mean self-HSIC₁ is
-        <= 0.
+        docs/protocol.md §10: mean_i HSIC₁(K_i, L_i) / sqrt(mean_i HSIC₁(K_i, K_i) · mean_i HSIC₁(L_i, L_i)), the
+        ratio of averages, not an average of per-batch CKA. Raises ValueError before any batch, or naming a layer
+        whose mean self-HSIC₁ is <= 0.
         """
         if self.batches == 0:
             raise ValueError("MinibatchCKA.result() called before any update()")

@@ -56,7 +56,9 @@ def predictions_from_logits(logits: np.ndarray, sample_ids: Sequence[str], chunk
 def _check_predictions(predictions: pd.DataFrame, val_names: bool) -> None:
     missing = [c for c in ("file_name", "predicted_class") if c not in predictions.columns]
     if missing:
-        raise UserError(f"predictions lack columns {missing}; expected file_name, predicted_class (docs/protocol.md §3)")
+        raise UserError(
+            f"predictions lack columns {missing}; expected file_name, predicted_class (docs/protocol.md §3)"
+        )
     classes = predictions["predicted_class"].to_numpy()
     if not np.issubdtype(classes.dtype, np.integer) or (len(classes) and (classes.min() < 0 or classes.max() > 999)):
         raise UserError("predicted_class must hold integer ImageNet-1k indices 0..999")

@@ -14,6 +14,7 @@ from beyond_imagenet.base.errors import NonFiniteLogitsError, UserError
 
 
 def check_features(x: torch.Tensor, name: str = "features") -> None:
+    """Check that ``x`` is a non-empty, finite, floating-point [n_samples, dim] tensor; raises ``UserError``."""
     if not isinstance(x, torch.Tensor):
         raise UserError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
@@ -28,6 +29,7 @@ def check_features(x: torch.Tensor, name: str = "features") -> None:
 
 
 def check_labels(y: torch.Tensor, n_classes: int, name: str = "labels") -> None:
+    """Check that ``y`` is a non-empty 1-D tensor of integer class indices in [0, n_classes); raises ``UserError``."""
     if not isinstance(y, torch.Tensor):
         raise UserError(f"{name} must be a torch.Tensor, got {type(y).__name__}")
     if y.ndim != 1 or y.numel() == 0:
@@ -42,6 +44,7 @@ def check_labels(y: torch.Tensor, n_classes: int, name: str = "labels") -> None:
 
 
 def check_n_classes(n_classes: int) -> None:
+    """Check that ``n_classes`` is an integer >= 2 (a probe needs two classes at least); raises ``UserError``."""
     if isinstance(n_classes, bool) or int(n_classes) != n_classes or n_classes < 2:
         raise UserError(f"a probe needs n_classes >= 2, got {n_classes!r}")
 

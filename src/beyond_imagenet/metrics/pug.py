@@ -52,8 +52,10 @@ def pug_correct(
     class_map: Mapping[str, Sequence[int]],
     variant: str = "official",
 ) -> np.ndarray:
-    """Per-image correctness (docs/protocol.md §4 Metric): ``official`` via the inverse map, ``corrected`` via membership
-    of the prediction in the true class's index list. Unmapped predictions are wrong in both.
+    """Per-image correctness (docs/protocol.md §4 Metric) under the ``official`` or ``corrected`` label map.
+
+    ``official`` via the inverse map, ``corrected`` via membership of the prediction in the true class's index list.
+    Unmapped predictions are wrong in both.
     """
     class_map = validate_class_map(class_map, "PUG class map")
     pred, true = _check_predictions(pred_imagenet, true_pug, len(class_map))

@@ -35,7 +35,10 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def category_probabilities(probabilities: np.ndarray) -> np.ndarray:
-    """[N, 16] arithmetic mean of the 1000-way probabilities over each category's indices (docs/protocol.md §6 step 2)."""
+    """[N, 16] arithmetic mean of the 1000-way probabilities over each category's indices.
+
+    docs/protocol.md §6 step 2: the mean, not the sum (dog has 109 indices, knife 1).
+    """
     p = _check_rows(probabilities, "probabilities")
     return np.stack([p[:, list(CATEGORY_INDICES[c])].mean(axis=1) for c in CATEGORIES], axis=1)
 

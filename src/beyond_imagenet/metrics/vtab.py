@@ -91,13 +91,16 @@ class Table3:
 
     @property
     def tasks(self) -> tuple[str, ...]:
+        """Every task of the preset, group by group (natural, specialized, structured), each group in preset order."""
         return tuple(t for g in GROUPS for t in self.task_groups[g])
 
     @property
     def models(self) -> tuple[str, ...]:
+        """The models of the table, in report order."""
         return tuple(self.rows)
 
     def group_of(self, task: str) -> Group:
+        """The VTAB group (natural, specialized or structured) of ``task``; ``UserError`` if not in the preset."""
         for g in GROUPS:
             if task in self.task_groups[g]:
                 return g
@@ -272,8 +275,10 @@ def _task_cell(row: ModelScores, task: str) -> str:
 
 
 def table3_markdown(table: Table3) -> str:
-    """Table 3 as Markdown: the paper's layout (top-1), the same for mean per-class recall, the per-task table
-    (top-1 with recall in parentheses) and one line per model naming its missing tasks.
+    """Table 3 as Markdown, for the ``probe`` stage's ``table3.md`` and the report.
+
+    The paper's layout (top-1), the same for mean per-class recall, the per-task table (top-1 with recall in
+    parentheses) and one line per model naming its missing tasks.
     """
     sizes = ", ".join(f"{GROUP_LABELS[g]} {len(table.task_groups[g])}" for g in GROUPS)
     lines = [

@@ -55,7 +55,7 @@ def hub_offline() -> bool:
 
 
 def hub_reachable(timeout_s: float = HUB_PROBE_TIMEOUT_S) -> bool:
-    """Can we open a TCP connection to the hub endpoint within ``timeout_s``? (No request is sent.)"""
+    """Whether a TCP connection to the hub endpoint opens within ``timeout_s`` (no request is sent)."""
     from huggingface_hub import constants
 
     parsed = urlparse(constants.ENDPOINT)

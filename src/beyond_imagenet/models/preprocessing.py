@@ -72,6 +72,7 @@ class PreprocessSpec:
         return hashlib.sha256(payload).hexdigest()[:12]
 
     def as_record(self) -> dict:
+        """The spec as recorded with caches and results: its fields (``shift`` only when set) and its ``key``."""
         return {**self._payload(), "mean": list(self.mean), "std": list(self.std), "key": self.key()}
 
 
@@ -135,6 +136,7 @@ class ShiftCrop:
         )
 
     def __call__(self, img):
+        """Return ``img`` (PIL) cropped to the shifted window and resized to ``crop`` x ``crop``."""
         functional = _torchvision_transforms().functional
         width, height = functional.get_image_size(img)
         top, left, size = shift_window(width, height, self.R, self.crop, self.d)

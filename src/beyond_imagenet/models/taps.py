@@ -60,7 +60,9 @@ def record_activations(
     batch_size: int,
     reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> Iterator[dict[str, torch.Tensor]]:
-    """Inside the block, each forward fills the yielded dict with name -> [B, features] (detached), or with
+    """Hook the named modules of ``backbone`` for the duration of the block; the hooks are removed on exit.
+
+    Inside the block, each forward fills the yielded dict with name -> [B, features] (detached), or with
     ``reduce`` of it (the CKA stage keeps only each layer's batch Gram matrix).
     """
     modules = dict(backbone.image_model.named_modules())

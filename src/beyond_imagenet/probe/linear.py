@@ -1,6 +1,6 @@
 """The linear probe of paper §6 (VTAB transfer): one ``nn.Linear`` on frozen, L2-normalised features.
 
-Protocol (docs docs/transfer.md §2.2 and §2.6, reconstructing CLIP_benchmark's linear probe, which the paper follows):
+Protocol (docs/transfer.md §2.2 and §2.6, reconstructing CLIP_benchmark's linear probe, which the paper follows):
 
 - input: the cached pooled feature, L2-normalised per sample inside ``forward`` (§2.1; per-sample, so no leak);
 - model: ``nn.Linear(d, C)`` with PyTorch's default init, drawn right after seeding with ``config.seed`` (the
@@ -18,8 +18,8 @@ Protocol (docs docs/transfer.md §2.2 and §2.6, reconstructing CLIP_benchmark's
 
 No DataLoader worker pipeline: the features sit in memory (on the GPU when one is used), a tiny sampler yields
 index batches, and the batch is a slice of the resident tensor. Training runs in a Lightning ``Trainer`` (one
-device, docs/architecture.md); ``engine="loop"`` runs the same ``training_step``/``configure_optimizers`` in a plain loop,
-which gives the same weights without Lightning's per-step overhead (it matters for dSprites: 590k rows).
+device, docs/architecture.md); ``engine="loop"`` runs the same ``training_step``/``configure_optimizers`` in a plain
+loop, which gives the same weights without Lightning's per-step overhead (it matters for dSprites: 590k rows).
 
 Metrics (§2.5) are ``metrics.probe.evaluate``.
 """
@@ -93,15 +93,18 @@ class ProbeConfig:
         return cls(**{"lr": 0.1, "epochs": 10, "batch_size": 64, **overrides})
 
     def with_params(self, **params) -> ProbeConfig:
+        """A copy with ``params`` replaced, e.g. the weight decay (and lr, epochs) of a search trial."""
         return replace(self, **params)
 
     def to_dict(self) -> dict:
+        """The settings as a JSON-ready dict (``betas`` as a list), for study protocols and result records."""
         record = asdict(self)
         record["betas"] = list(self.betas)
         return record
 
 
 def steps_per_epoch(n_samples: int, batch_size: int) -> int:
+    """Optimiser steps in one epoch: batches of ``batch_size``, the last one possibly smaller."""
     return math.ceil(n_samples / batch_size)
 
 
@@ -114,9 +117,11 @@ def cosine_factor(step: int, total_steps: int, warmup_steps: int = 0) -> float:
 
 
 class ShuffledBatchSampler(Sampler[torch.Tensor]):
-    """Yields index tensors of one shuffled pass per iteration; the generator is seeded once, so the sequence of
-    epochs is fixed by the seed. The permutation is drawn on the CPU (the same order on every device) and moved to
-    ``device`` once per epoch, so no step waits for a host-to-device copy of its indices.
+    """Yields the index batches of one shuffled pass over the samples (one epoch) per iteration.
+
+    The generator is seeded once, so the sequence of epochs is fixed by the seed. The permutation is drawn on the
+    CPU (the same order on every device) and moved to ``device`` once per epoch, so no step waits for a
+    host-to-device copy of its indices.
     """
 
     def __init__(self, n_samples: int, batch_size: int, seed: int, device: torch.device | str = "cpu"):
@@ -172,9 +177,11 @@ class LinearProbe(L.LightningModule):
 
     @property
     def total_steps(self) -> int:
+        """Optimiser steps of the whole fit: the length ``T`` of the cosine schedule."""
         return self.config.epochs * self.steps_per_epoch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of a batch of features, cast to float32 and L2-normalised per row first (``config.normalize``)."""
         x = x.float()
         if self.config.normalize:
             x = F.normalize(x, dim=-1)
@@ -188,6 +195,7 @@ class LinearProbe(L.LightningModule):
         return loss
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Return the batch's objective for backward and add it, weighted by batch size, to the epoch's loss sum."""
         loss = self.objective(*batch)
         detached = loss.detach() * len(batch[1])
         self._loss_sum = detached if self._loss_sum is None else self._loss_sum + detached
@@ -195,11 +203,13 @@ class LinearProbe(L.LightningModule):
         return loss
 
     def on_train_epoch_end(self) -> None:
+        """Append the epoch's mean training loss to ``epoch_losses`` and reset the running sum."""
         if self._loss_sum is not None:
             self.epoch_losses.append(float(self._loss_sum) / self._loss_count)
         self._loss_sum, self._loss_count = None, 0
 
     def configure_optimizers(self) -> dict:
+        """AdamW on every parameter (the bias decayed too) with the warmup/cosine lr of ``cosine_factor`` per step."""
         cfg = self.config
         optimizer = torch.optim.AdamW(
             self.parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay
@@ -216,6 +226,7 @@ class LinearProbe(L.LightningModule):
 
 
 def accelerator_device(accelerator: str) -> torch.device:
+    """The device a probe runs on: the current CUDA device when ``accelerator`` resolves to the GPU, else the CPU."""
     if resolve_accelerator(accelerator, "probe accelerator") == "gpu":
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")

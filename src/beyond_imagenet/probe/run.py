@@ -229,8 +229,9 @@ def probe_models(
 
 
 def collect_records(plan: TransferPlan, model_ids: Sequence[str], records_dir: Path) -> list[ResultRecord]:
-    """Records on disk for ``model_ids`` and the planned tasks (written by earlier runs too, e.g. one
-    `make probe MODEL=...` per model).
+    """Read the result records on disk of ``model_ids`` on the planned tasks of the plan's preset.
+
+    Records written by earlier runs count too, e.g. one `make probe MODEL=...` per model.
     """
     records = []
     for model_id in model_ids:

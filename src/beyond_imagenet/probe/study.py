@@ -46,8 +46,10 @@ def coarse_indices() -> list[int]:
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """What the search tunes. Weight decay always (log-uniform); lr (log-uniform) and epochs (categorical)
-    optionally: the §4 extension, e.g. ``SearchSpace(lr=(1e-3, 1.0), epochs=(10, 20, 40))``.
+    """What the search tunes: weight decay always (log-uniform), lr and epochs optionally.
+
+    lr (log-uniform) and epochs (categorical) are the §4 extension, e.g.
+    ``SearchSpace(lr=(1e-3, 1.0), epochs=(10, 20, 40))``.
     """
 
     weight_decay: tuple[float, float] = WD_RANGE
@@ -64,9 +66,11 @@ class SearchSpace:
 
     @property
     def tuned(self) -> tuple[str, ...]:
+        """Names of the tuned settings (weight_decay, then lr and epochs when set); the others stay fixed."""
         return ("weight_decay",) + (("lr",) if self.lr else ()) + (("epochs",) if self.epochs else ())
 
     def suggest(self, trial: optuna.Trial) -> dict[str, float | int]:
+        """Draw one TPE trial's settings from this space (``ProbeConfig`` field -> value)."""
         params: dict[str, float | int] = {
             "weight_decay": trial.suggest_float("weight_decay", *self.weight_decay, log=True)
         }
@@ -77,11 +81,13 @@ class SearchSpace:
         return params
 
     def to_dict(self) -> dict[str, Any]:
+        """The space as a JSON-ready dict (tuples as lists), recorded in a TPE study's protocol."""
         return {k: list(v) if v is not None else None for k, v in asdict(self).items()}
 
 
 @contextlib.contextmanager
 def quiet_optuna() -> Iterator[None]:
+    """Silence Optuna's info logging and experimental-feature warnings while a search runs."""
     logger = logging.getLogger("optuna")
     level = logger.level
     logger.setLevel(logging.WARNING)
@@ -137,6 +143,12 @@ def open_study(
     multivariate: bool,
     protocol: dict[str, Any],
 ) -> optuna.Study:
+    """Create or reopen study ``study_name`` at ``url`` (None: in memory) and check its recorded protocol.
+
+    A new study records ``protocol``; a reopened one must hold the same, or a ``UserError`` lists what changed.
+    ``method="tpe"`` gets a seeded TPE sampler; grid trials are added already finished, so they need none. Trials
+    left RUNNING by an interrupted run are marked failed.
+    """
     if method == "tpe":
         sampler: optuna.samplers.BaseSampler = optuna.samplers.TPESampler(
             seed=seed, n_startup_trials=n_startup_trials, multivariate=multivariate
@@ -168,11 +180,13 @@ def open_study(
 
 
 def counts_towards_budget(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether a trial is done: complete, or failed because its val logits were not finite (a diverged fit)."""
     state = optuna.trial.TrialState
     return trial.state == state.COMPLETE or (trial.state == state.FAIL and trial.user_attrs.get("non_finite"))
 
 
 def trial_record(trial: optuna.trial.FrozenTrial, study_name: str, method: str) -> TrialRecord:
+    """The ``TrialRecord`` of a finished trial, from its user attributes; the score is None unless it completed."""
     attrs = trial.user_attrs
     return TrialRecord(
         study_name=study_name,

@@ -10,8 +10,7 @@ from beyond_imagenet.analyses.registry import resolve_analyses, run_analyses
 from beyond_imagenet.analyses.store import CacheStore
 from beyond_imagenet.base.config import Params
 from beyond_imagenet.base.record import ResultRecord
-from beyond_imagenet.records import write_metrics_file, write_records
-from beyond_imagenet.stages.common import log_to_mlflow, print_record
+from beyond_imagenet.stages.common import save_records, show_records
 from beyond_imagenet.stages.params import load_stage_params
 from beyond_imagenet.stages.paths import stage_paths
 
@@ -25,16 +24,11 @@ def analyze(params: Params, names: list[str] | None = None) -> list[ResultRecord
         shutil.rmtree(folder, ignore_errors=True)  # outputs of this stage only; rebuilt below
     ctx = AnalysisContext(list(params.models), CacheStore(params.inference.cache_dir), out.figures, params.datasets)
     records = run_analyses(params.analyses, ctx, names)
-    write_records(records, out.records)
-    write_metrics_file(records, out.metrics)
+    save_records(records, out)
     return records
 
 
 def run_analyze(args: argparse.Namespace) -> None:
     """``beyond-imagenet analyze``: one line per record, then the MLflow runs."""
     params = load_stage_params(args.params)
-    records = analyze(params, args.analyses)
-    for record in records:
-        print_record(record)
-    if not args.no_mlflow:
-        log_to_mlflow(records, params.tracking, "analyze")
+    show_records(analyze(params, args.analyses), params.tracking, "analyze", not args.no_mlflow)

@@ -14,8 +14,7 @@ from beyond_imagenet.base.config import Params
 from beyond_imagenet.base.errors import UserError
 from beyond_imagenet.base.record import ResultRecord
 from beyond_imagenet.inference.cka_pass import SUBSET_RULE, build_taps, plan_cka, run_cka_pass
-from beyond_imagenet.records import write_metrics_file, write_records
-from beyond_imagenet.stages.common import log_to_mlflow, print_record
+from beyond_imagenet.stages.common import save_records, show_records
 from beyond_imagenet.stages.params import dataset_variants, load_stage_params
 from beyond_imagenet.stages.paths import stage_paths
 
@@ -35,8 +34,7 @@ def cka(params: Params, model_ids: list[str] | None = None) -> list[ResultRecord
     paths = stage_paths(params)
     shutil.rmtree(paths.cka.root, ignore_errors=True)  # this stage's outputs only; rebuilt below
     records = cka_records(plan, module, built[1], config, params.inference.precision, paths.cka_outputs)
-    write_records(records, paths.cka.records)
-    write_metrics_file(records, paths.cka.metrics)
+    save_records(records, paths.cka)
     return records
 
 
@@ -44,8 +42,5 @@ def run_cka(args: argparse.Namespace) -> None:
     """``beyond-imagenet cka``: one line per record, where the outputs are, then the MLflow runs."""
     params = load_stage_params(args.params)
     records = cka(params, args.models)
-    for record in records:
-        print_record(record)
+    show_records(records, params.tracking, "cka", not args.no_mlflow)
     print(f"records, CKA matrices (.npz) and Fig. 8 under {stage_paths(params).cka.root}")
-    if not args.no_mlflow:
-        log_to_mlflow(records, params.tracking, "cka")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from beyond_imagenet.base.config import TrackingConfig
 from beyond_imagenet.base.record import ResultRecord
+from beyond_imagenet.records import write_metrics_file, write_records
+from beyond_imagenet.stages.paths import StageFolder
 from beyond_imagenet.tracking.mlflow_logger import log_records
 
 
@@ -31,3 +33,17 @@ def log_to_mlflow(records: list[ResultRecord], tracking: TrackingConfig, stage: 
     """One MLflow run per (model, analysis), and a line saying where."""
     run_ids = log_records(records, tracking, stage=stage)
     print(f"logged {len(run_ids)} MLflow runs to {tracking.tracking_uri} (`make mlflow-ui` to browse)")
+
+
+def save_records(records: list[ResultRecord], folder: StageFolder) -> None:
+    """A stage's records (one JSON file each) and its DVC metrics file."""
+    write_records(records, folder.records)
+    write_metrics_file(records, folder.metrics)
+
+
+def show_records(records: list[ResultRecord], tracking: TrackingConfig, stage: str, mlflow: bool) -> None:
+    """One line per record, then (unless ``mlflow`` is False) the MLflow runs."""
+    for record in records:
+        print_record(record)
+    if mlflow:
+        log_to_mlflow(records, tracking, stage)

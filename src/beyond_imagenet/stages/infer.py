@@ -1,5 +1,7 @@
-"""Stage ``inference`` (``infer``): one cached pass per dataset, all models; plus every invariance sweep point
-(docs/protocol.md §9) as a cache variant, unless ``--datasets`` restricts the pass.
+"""Stage ``inference`` (``infer``): one cached pass per dataset over all models, plus the invariance sweeps.
+
+Every invariance sweep point (docs/protocol.md §9) is cached as a variant of its dataset, unless ``--datasets``
+restricts the pass.
 """
 
 from __future__ import annotations

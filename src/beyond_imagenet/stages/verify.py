@@ -1,5 +1,7 @@
-"""Stage ``data`` (``verify-data``): validate every dataset of params.yaml and write its manifest; and ``verify``:
-layout, counts, side files and a decode of every image, before a run (docs/protocol.md §2, §14).
+"""Stage ``data`` (``verify-data``), which writes the dataset manifests, and the ``verify`` command.
+
+``verify-data`` validates every dataset of params.yaml and writes its manifest; ``verify`` checks layout, counts,
+side files and a decode of every image, before a run (docs/protocol.md §2, §14).
 """
 
 from __future__ import annotations

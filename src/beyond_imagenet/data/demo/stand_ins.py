@@ -55,7 +55,10 @@ def _square(pixels: np.ndarray, size: int = CORRUPTION_SIZE) -> np.ndarray:
 def write_class_folders(
     root: Path, classes: list[str], per_class: int, seed: int, fmt: str, suffix: str, look: Callable | None = None
 ) -> int:
-    """``root/<class>/<seed>_<i>.<suffix>``; class ``k`` gets demo look ``k``; ``look`` post-processes pixels."""
+    """Write ``root/<class>/demo_<k>_<i>.<suffix>`` (3 digits each) and return how many images were written.
+
+    Class ``k`` gets demo look ``k``; ``look`` post-processes the pixels (e.g. ``sketchify``).
+    """
     for k, class_id in enumerate(classes):
         for i in range(per_class):
             pixels = render_demo_pixels(k, len(classes), seed, 1000 * k + i)
@@ -65,6 +68,7 @@ def write_class_folders(
 
 
 def sketchify(pixels: np.ndarray) -> np.ndarray:
+    """Grey edge drawing of ``pixels`` (dark lines on white, 3 channels): the demo ImageNet-Sketch look."""
     gray = np.asarray(Image.fromarray(pixels).convert("L"), dtype=np.int32)
     edges = np.abs(np.diff(gray, axis=1, prepend=gray[:, :1])) + np.abs(np.diff(gray, axis=0, prepend=gray[:1]))
     sketch = np.clip(255 - 3 * edges, 0, 255).astype(np.uint8)
@@ -92,6 +96,10 @@ def _corrupt(pixels: np.ndarray, corruption: str, severity: int, rng: np.random.
 
 
 def write_imagenet_c(root: Path, wnids: list[str], per_class: int, seed: int, corruptions, severities) -> int:
+    """Write ImageNet-C stand-ins ``<corruption>/<severity>/<wnid>/ILSVRC2012_val_*.JPEG`` at 224 px; return the count.
+
+    Each demo image is squared to 224 px, then degraded by a crude seeded stand-in of each corruption at each severity.
+    """
     count = 0
     for corruption in corruptions:
         for severity in severities:
@@ -107,6 +115,7 @@ def write_imagenet_c(root: Path, wnids: list[str], per_class: int, seed: int, co
 
 
 def write_pug(root: Path, factors, per_class: int, seed: int) -> int:
+    """Write PUG-ImageNet stand-ins (``class_to_imagenet_idx.json``, ``<factor>/<class>/*.png``); return the count."""
     _write_once(root / "class_to_imagenet_idx.json", json.dumps(DEMO_PUG_CLASS_MAP, indent=1).encode())
     classes = sorted(DEMO_PUG_CLASS_MAP)
     return sum(
@@ -131,7 +140,9 @@ def write_cue_conflict(root: Path, categories: list[str], per_class: int, seed: 
 
 
 def write_real_labels(path: Path, val_files: list[str], wnid_of: dict[str, int], seed: int) -> None:
-    """ReaL format: a JSON list of 50,000 lists, entry i for ILSVRC2012_val_{i+1:08d}.JPEG. Demo files get their
+    """Write ReaL-style labels for the demo val files to ``path``.
+
+    ReaL format: a JSON list of 50,000 lists, entry i for ILSVRC2012_val_{i+1:08d}.JPEG. Demo files get their
     label (some none, some a second one); all other entries are empty, as unlabelled images are in ReaL.
     """
     rng = np.random.default_rng(seed)

@@ -58,8 +58,10 @@ def _tasks_of(source: ImageSource) -> list:
 
 
 def demo_split_sizes(source: ImageSource, per_split: int) -> dict[str, int]:
-    """Rows per tfds split: enough that every VTAB val / test slice of it holds at least ``per_split`` rows and
-    every train slice ``TRAIN_FACTOR * per_split``; a split no task reads gets ``per_split``.
+    """Rows per tfds split of ``source`` in the demo VTAB stand-ins.
+
+    Enough that every VTAB val / test slice of it holds at least ``per_split`` rows and every train slice
+    ``TRAIN_FACTOR * per_split``; a split no task reads gets ``per_split``.
     """
     sizes = dict.fromkeys(source.split_sizes, per_split)
     for task in _tasks_of(source):
@@ -113,8 +115,9 @@ _CLEVR_SLOTS = [(9 + 6 * col, 8 + 10 * row) for row in range(2) for col in range
 
 
 def _clevr_row(i: int, offset: int, rng: np.random.Generator) -> Row:
-    """(i + offset) mod 8 + 3 red objects in random slots (count); closest depth class (i + offset) mod 6 as the
-    background level.
+    """Demo CLEVR row: (i + offset) mod 8 + 3 red objects in random slots, nearest in depth class (i + offset) mod 6.
+
+    The number of objects is the count label; the closest depth class also sets the background level.
     """
     w, h = _SIZES["clevr"]
     count, distance = 3 + (i + offset) % 8, (i + offset) % 6

@@ -18,7 +18,7 @@ from beyond_imagenet.data.vtab.samples import SourceSplit
 from beyond_imagenet.data.vtab.tasks import Protocol as SplitProtocol
 from beyond_imagenet.data.vtab.tasks import TaskSpec
 
-__all__ = ["VtabLayout", "with_source_notes"]
+__all__ = ["TfdsSourceSplits", "VtabLayout", "with_source_notes"]
 
 
 @runtime_checkable
@@ -76,3 +76,15 @@ class VtabLayout(Protocol):
 def with_source_notes(where: str, task: TaskSpec) -> str:
     """A layout's download hint ``where`` followed by the image source's own notes (the same for every layout)."""
     return f"{where} Source notes: {task.source.download}"
+
+
+class TfdsSourceSplits:
+    """Layouts holding a task's tfds image source under its own name, split by split (tfds_parquet, torchvision)."""
+
+    def source_name(self, task: TaskSpec) -> str:
+        """The tfds image source (shared by the tasks that read the same images)."""
+        return task.source.name
+
+    def split_names(self, task: TaskSpec) -> tuple[str, ...]:
+        """The tfds splits the task reads."""
+        return task.source_splits()

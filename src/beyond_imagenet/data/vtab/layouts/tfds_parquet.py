@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from beyond_imagenet.base.errors import DatasetLayoutError
-from beyond_imagenet.data.vtab.layouts.base import VtabLayout, with_source_notes
+from beyond_imagenet.data.vtab.layouts.base import TfdsSourceSplits, VtabLayout, with_source_notes
 from beyond_imagenet.data.vtab.readers import IMAGE_COLUMN
 from beyond_imagenet.data.vtab.samples import SourceSplit, VtabSample, file_entries, label_rows, make_sample_id
 from beyond_imagenet.data.vtab.sources import DSPRITES_SOURCE, ImageSource
@@ -170,7 +170,7 @@ def _has_split(base: Path, split: str) -> bool:
     return base.is_dir() and (any(base.glob(f"**/{split}-*.parquet")) or any(base.glob(f"**/{split}.parquet")))
 
 
-class TfdsParquetLayout:
+class TfdsParquetLayout(TfdsSourceSplits):
     """Layout ``tfds_parquet``: exact VTAB splits from tfds's record order; the task's own label rule."""
 
     name = NAME
@@ -194,14 +194,6 @@ class TfdsParquetLayout:
     def base_dir(self, task: TaskSpec, root: Path) -> Path:
         """``<root>/<source>``."""
         return Path(root) / task.source.name
-
-    def source_name(self, task: TaskSpec) -> str:
-        """The tfds image source."""
-        return task.source.name
-
-    def split_names(self, task: TaskSpec) -> tuple[str, ...]:
-        """The tfds splits the task reads."""
-        return task.source_splits()
 
     def read_split(self, task: TaskSpec, root: Path, split: str) -> SourceSplit:
         """``read_parquet_split`` of the task's source."""

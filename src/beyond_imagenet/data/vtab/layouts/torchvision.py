@@ -30,7 +30,7 @@ import numpy as np
 
 from beyond_imagenet.base.errors import DatasetLayoutError, UserError
 from beyond_imagenet.data.vtab.carve import SplitRows, carved_split_rows, first_rows, seeded_order
-from beyond_imagenet.data.vtab.layouts.base import VtabLayout, with_source_notes
+from beyond_imagenet.data.vtab.layouts.base import TfdsSourceSplits, VtabLayout, with_source_notes
 from beyond_imagenet.data.vtab.layouts.torchvision_scan import (
     CIFAR10_DIR,
     CIFAR100_DIR,
@@ -261,7 +261,7 @@ def _official_split_rows(
     }
 
 
-class TorchvisionLayout:
+class TorchvisionLayout(TfdsSourceSplits):
     """Layout ``torchvision``: six sources in torchvision's own files; official val where it exists, else carved."""
 
     name = NAME
@@ -289,14 +289,6 @@ class TorchvisionLayout:
     def base_dir(self, task: TaskSpec, root: Path) -> Path:
         """``root`` itself: the files sit in torchvision's own folders under it."""
         return Path(root)
-
-    def source_name(self, task: TaskSpec) -> str:
-        """The tfds image source (torchvision's files hold the same images)."""
-        return task.source.name
-
-    def split_names(self, task: TaskSpec) -> tuple[str, ...]:
-        """The tfds splits the task reads."""
-        return task.source_splits()
 
     def read_split(self, task: TaskSpec, root: Path, split: str) -> SourceSplit:
         """``read_torchvision_split`` of the task's source."""
