@@ -62,13 +62,13 @@ bench-probe: $(STAMP) ## benchmark: probe tuning + fitting vs scikit-learn on th
 	$(BIN)/python benchmarks/probe_speed.py --device $(or $(DEVICE),cpu)
 
 lint: $(STAMP) ## ruff (incl. complexity and docstrings), format check, and the import-linter layer contract
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 	$(BIN)/lint-imports
 
 format: $(STAMP) ## apply ruff formatting and fixes
-	$(BIN)/ruff format src tests benchmarks
-	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks scripts
+	$(BIN)/ruff check --fix src tests benchmarks scripts
 
 list-models: $(STAMP) ## show the model catalogue
 	$(BIN)/beyond-imagenet list-models

@@ -36,6 +36,7 @@ from beyond_imagenet.data.vtab.samples import SourceSplit
 from beyond_imagenet.inference.cache import IDS_FILE, META_FILE, PARTIAL_DIR, PartialChunks, is_complete, read_meta
 from beyond_imagenet.inference.chunked_pass import PassCache, pass_provenance, run_chunked_pass
 from beyond_imagenet.inference.engine import resolve_accelerator
+from beyond_imagenet.models.backends import backend_for
 from beyond_imagenet.models.build import build_image_towers
 from beyond_imagenet.models.catalogue import resolve_model
 from beyond_imagenet.models.preprocessing import PreprocessSpec, resolve_preprocessing
@@ -98,7 +99,7 @@ def make_feature_job(
     config = {
         "format": FEATURE_FORMAT_VERSION,
         "model": {**spec.as_record(), "custom_config": spec.custom_config},
-        "feature": "projected encode_image" if spec.paradigm == "clip" else "pooled pre-logits",
+        "feature": backend_for(spec).feature_description,
         "preprocessing": prep.as_record(),
         "precision": inference.precision,
         "source": {k: v for k, v in split_manifest(split).items() if k != "files"},

@@ -27,6 +27,7 @@ class ModelBackend(Protocol):
     sources: tuple[str, ...]  # the ModelSpec.source values it builds
     prefix: str | None  # the id prefix of its generic ids ("timm" for timm:<name>), None if it has none
     id_help: str  # how a generic id is written, for error messages and `list-models`
+    feature_description: str  # what ``Backbone.features`` returns, recorded (and hashed) with every feature cache
 
     def resolve(self, model_id: str, name: str) -> ModelSpec:
         """The spec of the generic id ``<prefix>:<name>``; unknown names raise with close matches."""

@@ -67,6 +67,7 @@ class OpenClipBackend:
     sources = ("open_clip", "open_clip_custom")
     prefix = "open_clip"
     id_help = "open_clip:<arch>@<tag>"
+    feature_description = "projected encode_image"
 
     def resolve(self, model_id: str, name: str) -> ModelSpec:
         """A spec for any OpenCLIP architecture and pretrained tag."""

@@ -83,6 +83,7 @@ class TimmBackend:
     sources = ("timm",)
     prefix = "timm"
     id_help = "timm:<name>[.<tag>]"
+    feature_description = "pooled pre-logits"
 
     def resolve(self, model_id: str, name: str) -> ModelSpec:
         """A spec for any timm model and pretrained tag (no tag: timm's default weights, if any)."""
