@@ -1,19 +1,19 @@
-"""Where result records live on disk: one JSON file per record, and the DVC metrics file of a stage.
+"""Where result records live on disk: one JSON file per record, its bootstrap replicates beside it, DVC metrics.
 
 Records of the ImageNet-family analyses and of the CKA stage go to ``<records>/<analysis>/<dataset>/<model>.json``;
 the probe stage keeps its own ``<records>/<model>/<task>.json`` (``probe.run``), which it also reads to reuse
-results. ``metrics.json`` is ``{model_id: {namespaced metric: value}}`` for ``dvc metrics show``.
+results. A record's replicates (one row per metric with an interval) go to ``<same name>.replicates.npz``.
+``metrics.json`` is ``{model_id: {namespaced metric: value}}`` for ``dvc metrics show``.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 from beyond_imagenet.base.files import atomic_write_json
 from beyond_imagenet.base.hashing import safe_name
-from beyond_imagenet.base.record import ResultRecord
+from beyond_imagenet.base.record import ResultRecord, read_record, save_record
 
 
 def record_path(records_dir: str | Path, record: ResultRecord) -> Path:
@@ -22,24 +22,26 @@ def record_path(records_dir: str | Path, record: ResultRecord) -> Path:
 
 
 def write_records(records: Sequence[ResultRecord], records_dir: str | Path) -> list[Path]:
-    """Write each record atomically; returns the paths."""
-    return [atomic_write_json(record_path(records_dir, record), record.as_dict()) for record in records]
+    """Write each record (and its replicates) atomically; returns the JSON paths."""
+    return [save_record(record, record_path(records_dir, record)) for record in records]
 
 
-def load_records(records_dir: str | Path) -> list[ResultRecord]:
+def load_records(records_dir: str | Path, with_replicates: bool = False) -> list[ResultRecord]:
     """Every record written by :func:`write_records` under ``records_dir`` (sorted by path)."""
     paths = sorted(Path(records_dir).glob("*/*/*.json"))
-    return [ResultRecord(**json.loads(p.read_text())) for p in paths]
+    return [read_record(p, with_replicates) for p in paths]
 
 
-def load_model_records(records_dir: str | Path, model_ids: Sequence[str], names: Sequence[str]) -> list[ResultRecord]:
+def load_model_records(
+    records_dir: str | Path, model_ids: Sequence[str], names: Sequence[str], with_replicates: bool = False
+) -> list[ResultRecord]:
     """Records stored as ``<records_dir>/<model>/<name>.json`` (the probe stage's), in model then name order."""
     records = []
     for model_id in model_ids:
         for name in names:
             path = Path(records_dir) / safe_name(model_id) / f"{name}.json"
             if path.exists():
-                records.append(ResultRecord(**json.loads(path.read_text())))
+                records.append(read_record(path, with_replicates))
     return records
 
 

@@ -608,12 +608,14 @@ def test_shape_bias_overall_and_per_class(tmp_path):
     assert a.metrics["shape_bias/fraction_correct_texture"] == pytest.approx(2 / 9)
     # decision == shape over all 9: cat1, cat3, bear1 (excluded from the bias, not from accuracy), bird1
     assert a.metrics["shape_bias/accuracy_16"] == pytest.approx(100 * 4 / 9)
-    assert a.metrics["shape_bias/cat"] == pytest.approx(2 / 3)
-    assert a.metrics["shape_bias/dog"] == 0.0  # 0 shape vs 1 texture: a real 0, logged
-    assert a.metrics["shape_bias/bird"] == 1.0
+    assert a.metrics["shape_bias/cat/shape_bias"] == pytest.approx(2 / 3)
+    assert a.metrics["shape_bias/dog/shape_bias"] == 0.0  # 0 shape vs 1 texture: a real 0, logged
+    assert a.metrics["shape_bias/bird/shape_bias"] == 1.0
     # bear and knife (no conflict image) and truck (neither decision) are NaN: not logged
-    per_class = {k for k in a.metrics if k.removeprefix("shape_bias/") in CATEGORIES}
-    assert per_class == {"shape_bias/cat", "shape_bias/dog", "shape_bias/bird"}
+    per_class = {k for k in a.metrics if k.split("/")[1] in CATEGORIES}
+    assert per_class == {"shape_bias/cat/shape_bias", "shape_bias/dog/shape_bias", "shape_bias/bird/shape_bias"}
+    assert set(a.intervals) == set(a.metrics)  # every metric has its interval
+    assert a.intervals["shape_bias/accuracy_16"]["method"] == "clopper-pearson"
     assert all(not math.isnan(v) for v in a.metrics.values())
     assert a.details == {"n_images": 9, "n_conflict": 7, "n_excluded": 2, "shape_bias_defined": True}
 

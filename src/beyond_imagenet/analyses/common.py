@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from beyond_imagenet.analyses.store import CacheStore
-from beyond_imagenet.base.config import DatasetConfig
+from beyond_imagenet.base.config import DatasetConfig, StatisticsConfig
 from beyond_imagenet.base.errors import CacheFormatError
 from beyond_imagenet.inference.cache import InferenceCache
 
@@ -21,12 +21,14 @@ class AnalysisContext:
         store: the inference caches of the run.
         figures_dir: where figures go (``<figures_dir>/<analysis>/<dataset>/<name>.png``).
         datasets: the ``datasets`` section of params.yaml (kinds and folders of the named datasets).
+        statistics: the ``statistics`` section: resamples, level, seed and method of every interval.
     """
 
     models: list[str]
     store: CacheStore
     figures_dir: Path
     datasets: Mapping[str, DatasetConfig]
+    statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
 
 
 def check_targets(cache: InferenceCache, n_classes: int) -> None:

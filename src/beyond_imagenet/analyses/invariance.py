@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from beyond_imagenet.analyses.common import AnalysisContext, check_targets, figure_path, provenance_from_cache
+from beyond_imagenet.analyses.estimates import dataset_plan, new_book
 from beyond_imagenet.analyses.store import CacheStore
 from beyond_imagenet.base.config import InvarianceConfig
 from beyond_imagenet.base.errors import CacheFormatError, UserError
@@ -31,8 +32,14 @@ from beyond_imagenet.inference.sweeps import (
     sweep_points,
     sweep_variant,
 )
-from beyond_imagenet.metrics.accuracy import topk_accuracy
-from beyond_imagenet.metrics.invariance import correct_class_probability, prediction_consistency
+from beyond_imagenet.metrics.accuracy import topk_accuracy, topk_correct
+from beyond_imagenet.metrics.estimates import EstimateBook, attach
+from beyond_imagenet.metrics.invariance import (
+    correct_class_probability,
+    prediction_consistency,
+    true_class_probabilities,
+)
+from beyond_imagenet.metrics.resampling import mean_statistic
 from beyond_imagenet.models.catalogue import resolve_model
 
 METRICS: tuple[str, ...] = ("top1", "correct_class_prob", "consistency")
@@ -55,12 +62,32 @@ def _load_point(store: CacheStore, config: InvarianceConfig, model_id: str, poin
     return cache
 
 
-def _sweep_curves(store: CacheStore, config: InvarianceConfig, model_id: str) -> tuple[dict, dict, InferenceCache]:
-    """The curves of every sweep kind for one model, with each point's provenance.
+def _add_point(book: EstimateBook, ctx: AnalysisContext, label: str, cache: InferenceCache, reference) -> None:
+    """One sweep point's three metrics into ``book`` (the points share their images, hence their resamples)."""
+    logits = label_space_logits(cache)
+    plan = dataset_plan(ctx.statistics, ctx.datasets, cache.dataset, cache.sample_ids, cache.targets)
+    correct = topk_correct(logits, cache.targets, 1)
+    same = logits.argmax(axis=1) == reference
+    prefix = f"invariance/{label}/"
+    book.add(cache.model_id, prefix + "top1", plan, mean_statistic(correct, 100.0), (int(correct.sum()), len(correct)))
+    book.add(
+        cache.model_id,
+        prefix + "correct_class_prob",
+        plan,
+        mean_statistic(true_class_probabilities(logits, cache.targets), 1.0),
+    )
+    book.add(cache.model_id, prefix + "consistency", plan, mean_statistic(same, 100.0), (int(same.sum()), len(same)))
+
+
+def _sweep_curves(
+    ctx: AnalysisContext, config: InvarianceConfig, model_id: str, book: EstimateBook
+) -> tuple[dict, dict, InferenceCache]:
+    """The curves of every sweep kind for one model, with each point's provenance; its metrics go into ``book``.
 
     Returns ({kind: {"values", "top1", "correct_class_prob", "consistency"}}, {point label: its provenance}, the
     scale-1 cache, whose provenance heads the record).
     """
+    store = ctx.store
     spec = resolve_model(model_id)
     curves, provenance, references = {}, {}, {}
     for kind in SWEEP_KINDS:
@@ -80,6 +107,7 @@ def _sweep_curves(store: CacheStore, config: InvarianceConfig, model_id: str) ->
             curve["top1"].append(topk_accuracy(logits, cache.targets, 1))
             curve["correct_class_prob"].append(correct_class_probability(logits, cache.targets))
             curve["consistency"].append(prediction_consistency(logits.argmax(axis=1), reference_predictions))
+            _add_point(book, ctx, point.label, cache, reference_predictions)
             point_provenance = provenance_from_cache(cache)
             provenance[point.label] = {
                 "sweep": point.as_record(),
@@ -115,9 +143,9 @@ def run_invariance(config: InvarianceConfig, ctx: AnalysisContext) -> list[Resul
     """One record per model with every sweep point's top-1, true-class probability and consistency; Fig. 7."""
     if config.dataset is None:
         raise UserError("analyses.invariance.dataset is not set")
-    records, curves = [], {}
+    records, curves, book = [], {}, new_book(ctx.statistics)
     for model_id in ctx.models:
-        model_curves, points, reference = _sweep_curves(ctx.store, config, model_id)
+        model_curves, points, reference = _sweep_curves(ctx, config, model_id, book)
         spec = resolve_model(model_id)
         params_used = {
             "images_per_class": config.images_per_class,
@@ -133,6 +161,9 @@ def run_invariance(config: InvarianceConfig, ctx: AnalysisContext) -> list[Resul
         record.provenance = provenance
         records.append(record)
         curves[model_id] = model_curves
+    estimates = book.resolve()
+    for record in records:
+        attach(record, estimates[record.model_id])
     figures = _save_figures(curves, ctx.figures_dir, config.dataset)
     for record in records:
         record.artifacts.extend(str(path) for path in figures)

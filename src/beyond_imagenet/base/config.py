@@ -85,6 +85,14 @@ class RobustnessConfig:
     datasets: list[str] = field(default_factory=list)
     # ReaL labels (§7.7): real.json or imagenet_real_labels.jsonl; default: the file shipped in imagenet-x
     real_labels: str | None = None
+    # Effective robustness (docs/transfer.md §5.2): a shift's top-1 minus the baseline's logit-linear fit on the ID
+    # top-1. testbed: the 85 standard ImageNet models of imagenet-testbed (data/baselines); models: the listed models
+    # of this run, refitted on every resample; file: a CSV of top-1 % per model (columns named by dataset kind)
+    baseline: Literal["testbed", "models", "file", "none"] = "testbed"
+    baseline_models: list[str] = field(default_factory=list)
+    baseline_file: str | None = None
+    # multi-ID effective robustness (Shi et al. 2023): the dataset whose top-1 is the second ID axis of the fit
+    second_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -209,6 +217,24 @@ class TransferConfig:
 
 
 @dataclass(frozen=True)
+class StatisticsConfig:
+    """Section ``statistics``: intervals and paired comparisons of every metric (seeded bootstrap over images).
+
+    Accuracies get exact Clopper-Pearson intervals; every other metric a bootstrap interval from ``resamples``
+    resamples of the images (within class where a dataset is class-balanced by design). Two models' metrics on the
+    same images are compared on the same resamples; a difference is called real when its Holm-adjusted p-value is
+    below ``significance``.
+    """
+
+    resamples: int = 1000
+    level: float = 0.95
+    seed: int = 0
+    method: Literal["percentile", "basic"] = "percentile"
+    within_class: bool = True  # resample within class on class-balanced-by-design sets (ImageNet val, V2, C, ...)
+    significance: float = 0.05
+
+
+@dataclass(frozen=True)
 class OutputsConfig:
     """Names of what the stages write under ``results_dir``: the one declaration of every output path.
 
@@ -253,6 +279,7 @@ class Params:
     results_dir: str = "results"
     reports_dir: str = "reports"
     outputs: OutputsConfig = field(default_factory=OutputsConfig)
+    statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
 
 
 def _check_values(params: Params) -> None:
@@ -268,6 +295,8 @@ def _check_values(params: Params) -> None:
     _check_sweeps(params.analyses.invariance)
     _check_cka(params.analyses.cka)
     _check_transfer(params.transfer)
+    _check_statistics(params.statistics)
+    _check_robustness(params.analyses.robustness, params.datasets, params.models)
     if not params.models:
         raise ParamsError("params: models must name at least one model (see `beyond-imagenet list-models`)")
     for where, name in params.analyses.dataset_references():
@@ -275,6 +304,32 @@ def _check_values(params: Params) -> None:
             close = difflib.get_close_matches(name, list(params.datasets), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ParamsError(f"params: analyses.{where} names {name!r}, which is not a key of `datasets`.{hint}")
+
+
+def _check_statistics(config: StatisticsConfig) -> None:
+    where = "params: statistics"
+    if config.resamples < 100:
+        raise ParamsError(f"{where}.resamples must be >= 100 (1000 is the default), got {config.resamples}")
+    if not 0.5 < config.level < 1:
+        raise ParamsError(f"{where}.level must be in (0.5, 1), e.g. 0.95, got {config.level}")
+    if not 0 < config.significance < 1:
+        raise ParamsError(f"{where}.significance must be in (0, 1), e.g. 0.05, got {config.significance}")
+
+
+def _check_robustness(config: RobustnessConfig, datasets: dict, models: list[str]) -> None:
+    where = "params: analyses.robustness"
+    if config.baseline == "models" and len(config.baseline_models) < 3:
+        raise ParamsError(f"{where}.baseline_models must list >= 3 models for baseline: models (5 or more advised)")
+    strangers = [m for m in config.baseline_models if m not in models]
+    if strangers:
+        raise ParamsError(f"{where}.baseline_models names {strangers}, which are not in `models`; add them there")
+    if config.baseline == "file" and not config.baseline_file:
+        raise ParamsError(f"{where}.baseline_file must name a CSV of top-1 % per model for baseline: file")
+    if config.second_id is not None:
+        if config.baseline not in ("models", "file"):
+            raise ParamsError(f"{where}.second_id needs baseline: models or file (the testbed has one ID axis)")
+        if config.second_id not in datasets:
+            raise ParamsError(f"{where}.second_id names {config.second_id!r}, which is not a key of `datasets`")
 
 
 def _check_sweeps(config: InvarianceConfig) -> None:

@@ -35,6 +35,7 @@ class DatasetKind:
     official_wnids: str | None = None  # timm's list of the 200 wnids of IN-A / IN-R
     geometry: str = "model"
     side_files: tuple[str, ...] = ()
+    balanced: bool = False  # the same number of images in every class by design: intervals resample within class
 
 
 DATASET_KINDS: dict[str, DatasetKind] = {
@@ -47,6 +48,7 @@ DATASET_KINDS: dict[str, DatasetKind] = {
             "wnid",
             expected_images=50_000,
             expected_classes=1000,
+            balanced=True,
         ),
         DatasetKind(
             "imagenet_v2",
@@ -55,6 +57,7 @@ DATASET_KINDS: dict[str, DatasetKind] = {
             "integer",
             expected_images=10_000,
             expected_classes=1000,
+            balanced=True,
         ),
         DatasetKind(
             "imagenet_a",
@@ -100,6 +103,7 @@ DATASET_KINDS: dict[str, DatasetKind] = {
             expected_images=50_000,
             expected_classes=1000,
             geometry="none",
+            balanced=True,
         ),
         DatasetKind(
             "pug_imagenet",
@@ -117,6 +121,7 @@ DATASET_KINDS: dict[str, DatasetKind] = {
             expected_images=1_280,
             expected_classes=16,
             geometry="none",
+            balanced=True,
         ),
         DatasetKind(
             "demo_val",

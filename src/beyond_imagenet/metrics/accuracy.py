@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 
-def topk_accuracy(logits: np.ndarray, targets: np.ndarray, k: int) -> float:
-    """Percentage of samples whose target is among the ``k`` largest logits (k capped at the class count)."""
+def topk_correct(logits: np.ndarray, targets: np.ndarray, k: int) -> np.ndarray:
+    """Per sample: is its target among the ``k`` largest logits (k capped at the class count)? Bool [N]."""
     logits = np.asarray(logits)
     targets = np.asarray(targets, dtype=np.int64)
     if len(targets) == 0:
@@ -20,4 +20,10 @@ def topk_accuracy(logits: np.ndarray, targets: np.ndarray, k: int) -> float:
     # rank = number of classes scoring strictly higher than the target; ties count in the target's favour,
     # matching argmax/top-k up to exact float ties (probability zero, docs/protocol.md §2.3).
     rank = (logits > target_logit).sum(axis=1)
-    return 100.0 * int((rank < k).sum()) / len(targets)
+    return rank < k
+
+
+def topk_accuracy(logits: np.ndarray, targets: np.ndarray, k: int) -> float:
+    """Percentage of samples whose target is among the ``k`` largest logits (k capped at the class count)."""
+    correct = topk_correct(logits, targets, k)
+    return 100.0 * int(correct.sum()) / len(correct)

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from beyond_imagenet.metrics.resampling import LinearStatistic, ratio
+
 DEFAULT_N_BINS = 15  # paper and official code (docs/protocol.md §5)
 
 
@@ -188,3 +190,30 @@ def top1_accuracy(prediction: np.ndarray, target: np.ndarray) -> float:
     if pred.shape[0] == 0:
         raise ValueError("accuracy needs at least one sample, got 0")
     return float(np.mean(pred == tgt))
+
+
+def calibration_statistics(
+    confidence: np.ndarray, correct: np.ndarray, n_bins: int = DEFAULT_N_BINS
+) -> dict[str, LinearStatistic]:
+    """ECE, top-1 (%), mean confidence and over-confidence as statistics of per-sample columns (for intervals).
+
+    Per sample and bin: [in bin, correct and in bin, confidence if in bin]; ECE = Σ_b |Σ correct_b - Σ conf_b| / N,
+    which equals ``ece_from_bins`` (Σ_b n_b/N · |acc_b - conf_b|) on the data and on every resample.
+    """
+    conf = _validate_confidence(confidence)
+    corr = _validate_correct(correct).astype(np.float64)
+    member = np.eye(len(bin_edges(n_bins)) - 1)[bin_indices(conf, bin_edges(n_bins))]
+    columns = np.concatenate([member, member * corr[:, None], member * conf[:, None]], axis=1)
+    k = member.shape[1]
+
+    def ece(sums: np.ndarray) -> np.ndarray:
+        total = sums[:, :k].sum(axis=1)
+        return np.abs(sums[:, k : 2 * k] - sums[:, 2 * k :]).sum(axis=1) / total
+
+    totals = np.stack([np.ones_like(conf), corr, conf], axis=1)
+    return {
+        "ece": LinearStatistic(columns, ece),
+        "top1": LinearStatistic(totals, ratio(1, 0, 100.0)),
+        "mean_confidence": LinearStatistic(totals, ratio(2, 0)),
+        "overconfidence": LinearStatistic(totals, lambda s: (s[:, 2] - s[:, 1]) / s[:, 0]),
+    }

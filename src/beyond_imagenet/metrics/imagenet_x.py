@@ -16,6 +16,7 @@ import pandas as pd
 
 from beyond_imagenet.base.errors import NonFiniteLogitsError, UserError
 from beyond_imagenet.data.imagenet_x import FACTORS, N_IMAGENET_CLASSES, VAL_NAME, check_val_ids
+from beyond_imagenet.metrics.resampling import LinearStatistic, ratio
 
 Denominator = Literal["annotated", "paper"]
 
@@ -171,3 +172,72 @@ def _paper_average(
             f"overall_accuracy must be a fraction in [0, 1] (e.g. 0.7613, not 76.13), got {overall_accuracy}"
         )
     return float(overall_accuracy)
+
+
+def factor_rows(
+    predictions: pd.DataFrame,
+    annotations: pd.DataFrame,
+    denominator: Denominator = "annotated",
+    val_labels: pd.Series | None = None,
+    allow_partial: bool = False,
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """The images an interval resamples: (file names, factor flags [n, 16], correct [n], true class [n]).
+
+    ``annotated``: the joined annotated images. ``paper``: every predicted val image (the denominator is the full-val
+    accuracy), with no factor flag on the images outside the annotations.
+    """
+    if denominator == "annotated":
+        joined, _ = _join(predictions, annotations, allow_partial)
+        correct = (joined["predicted_class"] == joined["class"]).to_numpy()
+        flags = joined[list(FACTORS)].to_numpy() == 1
+        return joined["file_name"].tolist(), flags, correct, joined["class"].to_numpy()
+    if val_labels is None:
+        raise UserError("the paper denominator needs the val labels (data.imagenet_x.load_val_labels)")
+    _join(predictions, annotations, allow_partial)  # the same coverage checks
+    merged = predictions[["file_name", "predicted_class"]].merge(
+        annotations[["file_name", *FACTORS]], on="file_name", how="left"
+    )
+    true = val_labels.reindex(merged["file_name"]).to_numpy()
+    flags = merged[list(FACTORS)].fillna(0).to_numpy() == 1
+    return merged["file_name"].tolist(), flags, merged["predicted_class"].to_numpy() == true, true
+
+
+def _error_ratio(sums: np.ndarray) -> np.ndarray:
+    """(1 - factor accuracy) / (1 - denominator accuracy) from sums [flag, flag & correct, den, den & correct]."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (1.0 - sums[:, 1] / sums[:, 0]) / (1.0 - sums[:, 3] / sums[:, 2])
+
+
+def error_ratio_statistics(
+    flags: np.ndarray, correct: np.ndarray, denominator: np.ndarray
+) -> dict[str, LinearStatistic]:
+    """Per factor its accuracy (%) and error ratio, the denominator accuracy and the mean error ratio (§3, Fig. 2).
+
+    ``flags`` [n, 16] marks each image's factors (all False for an image outside the annotations), ``correct`` [n]
+    its top-1 correctness and ``denominator`` [n] the images of the error ratios' denominator accuracy (the joined
+    annotated images, or every val image for the paper's denominator). Factors without images are left out; the
+    mean error ratio averages the factors present in the data.
+    """
+    flags = np.asarray(flags, dtype=bool)
+    correct = np.asarray(correct, dtype=bool)
+    den = np.stack([denominator, np.asarray(denominator, dtype=bool) & correct], axis=1).astype(np.float64)
+    present = [i for i in range(flags.shape[1]) if flags[:, i].any()]
+    statistics: dict[str, LinearStatistic] = {"average": LinearStatistic(den, ratio(1, 0, 100.0))}
+    pairs = []
+    for i in present:
+        pair = np.stack([flags[:, i], flags[:, i] & correct], axis=1).astype(np.float64)
+        pairs.append(pair)
+        statistics[f"{FACTORS[i]}/accuracy"] = LinearStatistic(pair, ratio(1, 0, 100.0))
+        statistics[f"{FACTORS[i]}/error_ratio"] = LinearStatistic(np.concatenate([pair, den], axis=1), _error_ratio)
+    if pairs:
+        stacked = np.concatenate([*pairs, den], axis=1)
+
+        def mean_error_ratio(sums: np.ndarray) -> np.ndarray:
+            ratios = [
+                _error_ratio(np.concatenate([sums[:, 2 * j : 2 * j + 2], sums[:, -2:]], axis=1))
+                for j in range(len(pairs))
+            ]
+            return np.mean(ratios, axis=0)
+
+        statistics["mean_error_ratio"] = LinearStatistic(stacked, mean_error_ratio)
+    return statistics

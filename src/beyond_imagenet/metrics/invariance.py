@@ -9,15 +9,20 @@ from __future__ import annotations
 import numpy as np
 
 
-def correct_class_probability(logits: np.ndarray, targets: np.ndarray) -> float:
-    """Mean over images of the softmax probability (float64, log-sum-exp) of the true class, in [0, 1]."""
+def true_class_probabilities(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Per image: the softmax probability (float64, log-sum-exp) of its true class, in [0, 1]."""
     z = np.asarray(logits, dtype=np.float64)
     targets = np.asarray(targets, dtype=np.int64)
     if len(targets) == 0:
         raise ValueError("the true-class probability of an empty set of predictions is undefined")
     z = z - z.max(axis=1, keepdims=True)
     log_p = np.take_along_axis(z, targets[:, None], axis=1)[:, 0] - np.log(np.exp(z).sum(axis=1))
-    return float(np.exp(log_p).mean())
+    return np.exp(log_p)
+
+
+def correct_class_probability(logits: np.ndarray, targets: np.ndarray) -> float:
+    """Mean over images of the softmax probability of the true class, in [0, 1]."""
+    return float(true_class_probabilities(logits, targets).mean())
 
 
 def prediction_consistency(predictions: np.ndarray, reference: np.ndarray) -> float:

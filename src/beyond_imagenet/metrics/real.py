@@ -42,15 +42,27 @@ def real_accuracy(
             f"labelled image(s) have no prediction (e.g. {unpredicted[:3]}). Score the full ImageNet val set with "
             "the full real.json, or pass allow_partial=True to score only the overlap."
         )
-    hits = [int(k) in labels[s] for s, k in zip(sample_ids, predicted_class, strict=True) if labels.get(s)]
-    if not hits:
+    hit, labelled = real_hits(predicted_class, sample_ids, labels)
+    if not labelled.any():
         raise UserError("ReaL: no predicted image has a non-empty label list, so the accuracy is undefined")
     n_unlabeled = sum(1 for s in sample_ids if s in labels and not labels[s])
     return {
-        "accuracy": 100.0 * sum(hits) / len(hits),
-        "n_correct": int(sum(hits)),
-        "n_scored": len(hits),
+        "accuracy": 100.0 * int(hit.sum()) / int(labelled.sum()),
+        "n_correct": int(hit.sum()),
+        "n_scored": int(labelled.sum()),
         "n_unlabeled_skipped": n_unlabeled,
         "n_missing": len(missing),
         "n_unpredicted": len(unpredicted),
     }
+
+
+def real_hits(
+    predicted_class: np.ndarray, sample_ids: Sequence[str], labels: dict[str, list[int]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per image: is its prediction one of its ReaL labels, and has it any label? Two bool arrays [N] (§7.7)."""
+    labelled = np.array([bool(labels.get(s)) for s in sample_ids], dtype=bool)
+    hit = np.array(
+        [bool(labels.get(s)) and int(k) in labels[s] for s, k in zip(sample_ids, predicted_class, strict=True)],
+        dtype=bool,
+    )
+    return hit, labelled

@@ -52,6 +52,8 @@ TABLE2_SHIFTS: tuple[str, ...] = (
     "imagenet_real",
 )
 ID_DATASET = "imagenet_val"
+# docs/transfer.md §5.2: the shifts of JANuS's average robustness and of effective robustness (imagenet-testbed's axes)
+JANUS_SHIFTS: tuple[str, ...] = ("imagenet_v2", "imagenet_sketch", "imagenet_r", "imagenet_a")
 TABLE2_COLUMNS: tuple[str, ...] = ("model", ID_DATASET, *TABLE2_SHIFTS, "average")
 DATASET_LABELS: dict[str, str] = {
     "imagenet_val": "INet-Val",
@@ -112,12 +114,11 @@ def _label_set(labels: Any, index: int) -> set[int]:
     return {int(v) for v in arr.tolist() if v >= 0}
 
 
-def multilabel_top1_accuracy(predicted: np.ndarray, label_lists: Sequence[Sequence[int]]) -> dict[str, float | int]:
-    """Top-1 accuracy where an image is correct if its top-1 class is in its label list (docs/protocol.md §7.6, §7.7).
+def multilabel_hits(predicted: np.ndarray, label_lists: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Per image: is its top-1 class in its label list, and has it any valid label? Two bool arrays [N].
 
     ``predicted`` holds one top-1 class id per image; ``label_lists`` one list of valid ids per image, either
-    ragged or padded with -1 (negative entries are ignored). Images with no valid label are skipped and counted
-    as ``n_unlabeled`` (ReaL: 3,163 of 50,000). Returns ``top1`` in % over the labelled images plus the counts.
+    ragged or padded with -1 (negative entries are ignored). See :func:`multilabel_top1_accuracy`.
     """
     pred = np.asarray(predicted)
     if pred.ndim != 1:
@@ -130,22 +131,32 @@ def multilabel_top1_accuracy(predicted: np.ndarray, label_lists: Sequence[Sequen
             f"predicted has {len(pred)} images but label_lists has {len(label_lists)}; "
             "they must be aligned image by image (ReaL: index i is ILSVRC2012_val_{i+1:08d}.JPEG)"
         )
-    n_correct = n_unlabeled = 0
+    hit = np.zeros(len(pred), dtype=bool)
+    labelled = np.zeros(len(pred), dtype=bool)
     for i, (p, labels) in enumerate(zip(pred.tolist(), label_lists, strict=True)):
         valid = _label_set(labels, i)
-        if not valid:
-            n_unlabeled += 1
-        elif p in valid:
-            n_correct += 1
-    n_evaluated = len(pred) - n_unlabeled
+        labelled[i] = bool(valid)
+        hit[i] = p in valid
+    return hit, labelled
+
+
+def multilabel_top1_accuracy(predicted: np.ndarray, label_lists: Sequence[Sequence[int]]) -> dict[str, float | int]:
+    """Top-1 accuracy where an image is correct if its top-1 class is in its label list (docs/protocol.md §7.6, §7.7).
+
+    Images with no valid label are skipped and counted as ``n_unlabeled`` (ReaL: 3,163 of 50,000). Returns ``top1``
+    in % over the labelled images plus the counts.
+    """
+    hit, labelled = multilabel_hits(predicted, label_lists)
+    n_evaluated = int(labelled.sum())
     if n_evaluated == 0:
-        raise UserError(f"none of the {len(pred)} images has a valid label; check the label file and its padding")
+        raise UserError(f"none of the {len(hit)} images has a valid label; check the label file and its padding")
+    n_correct = int(hit.sum())
     return {
         "top1": 100.0 * n_correct / n_evaluated,
         "n_correct": n_correct,
         "n_evaluated": n_evaluated,
-        "n_unlabeled": n_unlabeled,
-        "n_images": len(pred),
+        "n_unlabeled": len(hit) - n_evaluated,
+        "n_images": len(hit),
     }
 
 
@@ -184,6 +195,12 @@ def _imagenet_c_grid(acc: Mapping[tuple[str, int], float]) -> dict[str, list[flo
         c: [_check_percent(f"ImageNet-C {c}/{s}", acc[(c, s)]) for s in IMAGENET_C_SEVERITIES]
         for c in IMAGENET_C_CORRUPTIONS
     }
+
+
+def mce_from_corruption_accuracies(accuracies: np.ndarray) -> np.ndarray:
+    """The mCE (%) from top-1 % per standard corruption (last axis, ``IMAGENET_C_CORRUPTIONS`` order), vectorised."""
+    alexnet = np.array([ALEXNET_ERRORS[c] for c in IMAGENET_C_CORRUPTIONS])
+    return np.mean(100.0 * (1.0 - np.asarray(accuracies) / 100.0) / alexnet, axis=-1)
 
 
 def imagenet_c_summary(acc: Mapping[tuple[str, int], float]) -> dict[str, Any]:

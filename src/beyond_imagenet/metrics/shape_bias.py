@@ -14,6 +14,7 @@ import numpy as np
 
 from beyond_imagenet.base.errors import NonFiniteLogitsError, UserError
 from beyond_imagenet.data.cue_conflict import CATEGORIES, CATEGORY_INDICES, check_category
+from beyond_imagenet.metrics.resampling import LinearStatistic, ratio
 
 
 def _check_rows(values: np.ndarray, what: str) -> np.ndarray:
@@ -102,3 +103,33 @@ def shape_bias(decisions: Sequence[str], shapes: Sequence[str], textures: Sequen
     }
     result["per_class"] = {c: _bias_counts(d[s == c], s[s == c], t[s == c]) for c in CATEGORIES if (s == c).any()}
     return result
+
+
+def shape_bias_statistics(
+    decisions: Sequence[str], shapes: Sequence[str], textures: Sequence[str]
+) -> dict[str, LinearStatistic]:
+    """``shape_bias``'s metrics as statistics of per-stimulus columns, for intervals over the stimuli (§6).
+
+    Keys: ``overall`` (S / (S + T) over cue-conflict stimuli), ``fraction_correct_shape``,
+    ``fraction_correct_texture``, ``accuracy_16`` (%) and ``<class>/shape_bias`` per shape class present.
+    """
+    d, s, t = (np.asarray(x, dtype=object) for x in (decisions, shapes, textures))
+    conflict = s != t
+    shape_hit, texture_hit = conflict & (d == s), conflict & (d == t)
+    columns = np.stack([shape_hit, texture_hit, np.ones(len(d), dtype=bool), d == s], axis=1).astype(np.float64)
+
+    def bias(sums: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return sums[:, 0] / (sums[:, 0] + sums[:, 1])
+
+    statistics = {
+        "overall": LinearStatistic(columns[:, :2], bias),
+        "fraction_correct_shape": LinearStatistic(columns[:, [0, 2]], ratio(0, 1)),
+        "fraction_correct_texture": LinearStatistic(columns[:, [1, 2]], ratio(0, 1)),
+        "accuracy_16": LinearStatistic(columns[:, [3, 2]], ratio(0, 1, 100.0)),
+    }
+    for category in CATEGORIES:
+        mine = s == category
+        if mine.any():
+            statistics[f"{category}/shape_bias"] = LinearStatistic(columns[:, :2] * mine[:, None], bias)
+    return statistics

@@ -22,7 +22,8 @@ def analyze(params: Params, names: list[str] | None = None) -> list[ResultRecord
     out = stage_paths(params).analyze
     for folder in (out.records, out.figures):
         shutil.rmtree(folder, ignore_errors=True)  # outputs of this stage only; rebuilt below
-    ctx = AnalysisContext(list(params.models), CacheStore(params.inference.cache_dir), out.figures, params.datasets)
+    store = CacheStore(params.inference.cache_dir)
+    ctx = AnalysisContext(list(params.models), store, out.figures, params.datasets, params.statistics)
     records = run_analyses(params.analyses, ctx, names)
     save_records(records, out)
     return records
