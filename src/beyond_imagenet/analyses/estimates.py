@@ -1,8 +1,8 @@
 """How the analyses put intervals on their metrics: one resampling plan per image set, estimates into records.
 
 Every analysis collects its metrics (all models) in an :class:`~beyond_imagenet.metrics.estimates.EstimateBook`,
-resolves it once, and attaches each model's estimates to its record (``metrics.estimates.attach``): the interval in ``record.intervals`` and the
-bootstrap replicates in ``record.replicates`` (written beside the record for paired comparisons).
+resolves it once, and attaches each model's estimates to its record (``metrics.estimates.attach``): the interval
+in ``record.intervals``, the bootstrap replicates in ``record.replicates`` (kept beside the record, for pairs).
 """
 
 from __future__ import annotations
