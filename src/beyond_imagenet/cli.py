@@ -11,6 +11,7 @@ beyond-imagenet analyze-cache DIR...    # analyses on caches written by another 
 beyond-imagenet vtab-tasks              # the 19 VTAB tasks of a preset: splits, layout, download notes
 beyond-imagenet vtab-features           # stage `vtab_features`: features per (model, image source, split)
 beyond-imagenet probe [--models M ...]  # stage `probe`: tune + probe every task, Table 3 (`make probe MODEL=`)
+beyond-imagenet results                 # stage `results`: tidy table, paired comparisons, rankings
 beyond-imagenet report                  # stage `report`: side-by-side tables
 beyond-imagenet fidelity --dataset D    # two inference settings (fp32 vs bf16, ...) on the same images
 beyond-imagenet fetch-cue-conflict      # download and check the cue-conflict stimuli
@@ -140,6 +141,12 @@ COMMANDS: dict[str, Command] = {
             ("--b", {"default": "precision=bf16", "help": "compared side, e.g. precision=bf16,compile=true"}),
             ("--out", {"default": "results/fidelity", "help": "where the JSON report goes"}),
         ),
+    ),
+    "results": Command(
+        "results:run_results",
+        "tidy results table with intervals, paired comparisons and rankings",
+        params=True,
+        arguments=(NO_MLFLOW,),
     ),
     "report": Command("report:run_report", "write the side-by-side report", params=True, arguments=(NO_MLFLOW,)),
     "fetch-cue-conflict": Command(

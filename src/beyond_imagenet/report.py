@@ -1,11 +1,18 @@
-"""The report: every model and metric side by side (Markdown + CSV), Table 2 and Table 3, all from result records."""
+"""The report: every model and metric side by side with intervals, Tables 2 and 3, and the differences that are real.
+
+Built from the ``results`` stage's tables (``results.parquet``: values and intervals; ``comparisons.csv``: paired
+differences with Holm-adjusted p-values) and, for Table 2's layout and the figures, from the records.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Sequence
 from pathlib import Path
+
+import pandas as pd
 
 from beyond_imagenet.base.files import atomic_write_text
 from beyond_imagenet.base.record import ResultRecord
@@ -13,35 +20,46 @@ from beyond_imagenet.metrics.robustness import DATASET_LABELS, ID_DATASET, TABLE
 from beyond_imagenet.metrics.vtab import table3_markdown
 from beyond_imagenet.probe.aggregate import not_run_note, table3_from_records
 
+MAX_DIFFERENCES = 40  # real differences listed in the report; comparisons.csv has them all
 
-def summary_table(records: list[ResultRecord]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the summary table: every model side by side, one row per namespaced metric.
 
-    One column per model (first-seen order); the metric rows come after two rows giving each model's family and
-    paradigm.
-    """
-    models = list(dict.fromkeys(r.model_id for r in records))
-    metrics = sorted({name for r in records for name in r.metrics})
-    values = {(r.model_id, name): value for r in records for name, value in r.metrics.items()}
-    model_info = {r.model_id: r.provenance.get("model") or {} for r in records}
-    rows = [[key, *(str(model_info[m].get(key, "")) for m in models)] for key in ("family", "paradigm")]
-    rows += [[name, *(_format(name, values.get((m, name))) for m in models)] for name in metrics]
+def _format(name: str, value: float | None, low: float = math.nan, high: float = math.nan) -> str:
+    """Counts as integers, every other metric with four decimals and its interval when it has one; missing: empty."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if name.endswith(("n_samples", "n_unlabeled_skipped")):
+        return f"{value:.0f}"
+    interval = f" [{low:.4f}, {high:.4f}]" if math.isfinite(low) and math.isfinite(high) else ""
+    return f"{value:.4f}{interval}"
+
+
+def summary_table(results: pd.DataFrame, intervals: bool = True) -> tuple[list[str], list[list[str]]]:
+    """Header and rows: one column per model (first-seen order), a row per metric after family and paradigm rows."""
+    models = list(dict.fromkeys(results["model"]))
+    info = results.drop_duplicates("model").set_index("model")
+    rows = [[key, *(str(info.loc[m, key]) for m in models)] for key in ("family", "paradigm")]
+    cells = {(r["model"], r["name"]): r for r in results.to_dict("records")}
+    for name in sorted(set(results["name"])):
+        row = [name]
+        for model in models:
+            found = cells.get((model, name))
+            if found is None:
+                row.append("")
+            elif intervals:
+                row.append(_format(name, found["value"], found["ci_low"], found["ci_high"]))
+            else:
+                row.append(_format(name, found["value"]))
+        rows.append(row)
     return ["metric", *models], rows
 
 
-def _format(name: str, value: float | None) -> str:
-    """Counts as integers, every other metric with four decimals; missing as empty."""
-    if value is None:
-        return ""
-    return f"{value:.0f}" if name.endswith("n_samples") else f"{value:.4f}"
-
-
-def to_markdown(header: list[str], rows: list[list[str]], figures: list[str]) -> str:
+def to_markdown(header: list[str], rows: list[list[str]], figures: list[str], level: float | None) -> str:
     """The summary table as Markdown, with the all-model figures linked below it."""
+    shown = f"{100 * level:.0f}% intervals in brackets" if level else "no intervals"
     lines = [
         "# beyond-imagenet report",
         "",
-        "Accuracy in percent; ECE and confidence as fractions. "
+        f"Accuracy in percent; ECE and confidence as fractions; {shown} (exact for accuracies, bootstrap otherwise). "
         "Demo models have random weights: their numbers are noise.",
         "",
         "| " + " | ".join(header) + " |",
@@ -62,8 +80,16 @@ def to_csv(header: list[str], rows: list[list[str]]) -> str:
     return buffer.getvalue()
 
 
+def _table2_cell(row: dict, key: str, interval: dict | None) -> str:
+    if key not in row:
+        return "-"
+    if interval and interval.get("low") is not None and interval.get("high") is not None:
+        return f"{row[key]:.1f} ({interval['low']:.1f}-{interval['high']:.1f})"
+    return f"{row[key]:.1f}"
+
+
 def table2(records: list[ResultRecord]) -> str:
-    """Paper Table 2 layout (top-1 %; Average over the 7 shifts, INet-Val excluded) from robustness records."""
+    """Paper Table 2 layout (top-1 % with intervals; Average over the 7 shifts, INet-Val excluded)."""
     rows = [r for r in records if r.analysis == "robustness"]
     if not rows:
         return ""
@@ -71,12 +97,37 @@ def table2(records: list[ResultRecord]) -> str:
     header = ["Model", *(DATASET_LABELS[c] for c in columns), "Average"]
     lines = ["## Robustness (paper Table 2)", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for record in rows:
-        row = record.details.get("table2_row", {})
-        cells = [f"{row[key]:.1f}" if key in row else "-" for key in columns]
+        row = dict(record.details.get("table2_row", {}))
+        cells = [_table2_cell(row, key, record.intervals.get(f"robustness/{key}/top1")) for key in columns]
         average = record.metrics.get("robustness/average")
         missing = ", ".join(record.details.get("average_missing", []))
-        cells.append(f"{average:.1f}" if average is not None else f"missing {missing}")
+        if average is None:
+            cells.append(f"missing {missing}")
+        else:
+            cells.append(_table2_cell({"average": average}, "average", record.intervals.get("robustness/average")))
         lines.append("| " + " | ".join([record.model_id, *cells]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def differences_section(comparisons: pd.DataFrame, significance: float) -> str:
+    """The real differences (Holm-adjusted p below ``significance``), by report section, best supported first."""
+    if comparisons.empty:
+        return ""
+    real = comparisons[comparisons["real"].astype(bool)].sort_values(["holm_family", "p_holm"])
+    lines = [
+        "## Differences between models that are real",
+        "",
+        f"{len(real)} of {len(comparisons)} paired comparisons have a Holm-adjusted p-value below {significance} "
+        "(same images for both models; Holm within each analysis and dataset). All are in comparisons.csv.",
+        "",
+    ]
+    for row in real.head(MAX_DIFFERENCES).to_dict("records"):
+        lines.append(
+            f"- {row['name']}: {row['model_a']} - {row['model_b']} = {row['difference']:.4g} "
+            f"[{row['ci_low']:.4g}, {row['ci_high']:.4g}], p_holm = {row['p_holm']:.2g}"
+        )
+    if len(real) > MAX_DIFFERENCES:
+        lines.append(f"- ... and {len(real) - MAX_DIFFERENCES} more in comparisons.csv")
     return "\n".join(lines) + "\n"
 
 
@@ -90,13 +141,15 @@ def vtab_section(
     return "## Transfer: VTAB linear probes (paper Table 3)\n\n" + table.strip() + "\n"
 
 
-def write_report(records: list[ResultRecord], reports_dir: str | Path, extra_sections: list[str] = ()) -> list[Path]:
-    """Write ``summary.md`` and ``summary.csv``; figures are linked relative to the report."""
+def write_report(
+    results: pd.DataFrame, records: list[ResultRecord], reports_dir: str | Path, extra_sections: Sequence[str] = ()
+) -> list[Path]:
+    """Write ``summary.md`` (values with intervals) and ``summary.csv`` (values); figures linked relative to it."""
     reports_dir = Path(reports_dir)
-    header, rows = summary_table(records)
     figures = sorted({a for r in records for a in r.artifacts if Path(a).stem == "all_models"})
     links = [Path("..", f).as_posix() if not Path(f).is_absolute() else f for f in figures]
-    markdown = to_markdown(header, rows, links)
+    levels = results["level"].dropna()
+    markdown = to_markdown(*summary_table(results), links, float(levels.iloc[0]) if len(levels) else None)
     if table2(records):
         markdown += "\n" + table2(records)
     for section in extra_sections:
@@ -104,5 +157,5 @@ def write_report(records: list[ResultRecord], reports_dir: str | Path, extra_sec
             markdown += "\n" + section
     return [
         atomic_write_text(reports_dir / "summary.md", markdown),
-        atomic_write_text(reports_dir / "summary.csv", to_csv(header, rows)),
+        atomic_write_text(reports_dir / "summary.csv", to_csv(*summary_table(results, intervals=False))),
     ]

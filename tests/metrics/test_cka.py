@@ -9,7 +9,19 @@ import numpy as np
 import pytest
 import torch
 
-from beyond_imagenet.metrics.cka import MinibatchCKA, gram_linear, unbiased_hsic
+from beyond_imagenet.metrics.cka import (
+    MinibatchCKA,
+    cka_statistics,
+    cross_summary,
+    cross_summary_statistics,
+    gram_linear,
+    summarise,
+    summary_statistics,
+    type_matrices,
+    unbiased_hsic,
+)
+from beyond_imagenet.metrics.estimates import EstimateBook
+from beyond_imagenet.metrics.resampling import ResamplePlan, bootstrap
 
 
 def _features(n: int, d: int, seed: int) -> torch.Tensor:
@@ -225,3 +237,118 @@ def test_streaming_order_does_not_matter() -> None:
         backward.update(batch)
     np.testing.assert_allclose(forward.result()[1], backward.result()[1], rtol=0, atol=1e-12)
     assert forward.cross_sum.shape == (3, 3) and forward.batches == 6
+
+
+# --- intervals: the bootstrap over minibatches ---------------------------------------------------------------------
+
+
+def _layer_batches(k: int, n: int = 12, seed: int = 40) -> list[dict[str, torch.Tensor]]:
+    """``k`` minibatches of ``n`` images through four related "layers"."""
+    x = _features(k * n, 6, seed=seed)
+    feats = {
+        "l0": x,
+        "l1": torch.relu(x @ _features(6, 8, seed=seed + 1)),
+        "l2": torch.tanh(x[:, :4]) + 0.3 * _features(k * n, 4, seed=seed + 2),
+        "l3": _features(k * n, 5, seed=seed + 3),
+    }
+    return [{name: v[s : s + n] for name, v in feats.items()} for s in range(0, k * n, n)]
+
+
+def _fed(batches: list[dict[str, torch.Tensor]], counts=None, cols: list[str] | None = None) -> MinibatchCKA:
+    """A fresh accumulator fed batch i ``counts[i]`` times (rows l0..l3; columns ``cols`` of the same batches)."""
+    cka = MinibatchCKA(["l0", "l1", "l2", "l3"], cols)
+    for batch, times in zip(batches, counts if counts is not None else [1] * len(batches), strict=True):
+        for _ in range(int(times)):
+            cka.update(batch, None if cols is None else {c: batch[c].clone() for c in cols})
+    return cka
+
+
+def test_batch_terms_are_the_per_batch_hsic_and_sum_to_the_running_sums() -> None:
+    batches = _layer_batches(3)
+    cka = _fed(batches)
+    terms = cka.batch_terms()
+    assert (terms.cross.shape, terms.row_self.shape, terms.col_self.shape) == ((3, 4, 4), (3, 4), (3, 4))
+    K, L = gram_linear(batches[1]["l0"]), gram_linear(batches[1]["l2"])
+    assert terms.cross[1, 0, 2] == pytest.approx(float(unbiased_hsic(K, L)), abs=1e-12)
+    assert terms.row_self[1, 2] == pytest.approx(float(unbiased_hsic(L, L)), abs=1e-12)
+    np.testing.assert_array_equal(terms.cross.sum(axis=0), cka.cross_sum.numpy())
+    np.testing.assert_array_equal(terms.columns().sum(axis=0)[-1], 3.0)
+    with pytest.raises(ValueError, match="before any update"):
+        MinibatchCKA(["a"]).batch_terms()
+
+
+def test_statistic_values_equal_the_summaries_exactly() -> None:
+    batches = _layer_batches(4)
+    within, cross = _fed(batches), _fed(batches, cols=["l3", "l1"])
+    names, matrix = within.result()
+    terms = within.batch_terms()
+    full = cka_statistics(terms, summary_statistics)
+    assert {k: s.value() for k, s in full.items()} == {k: v for k, v in summarise(matrix).items() if k != "n_layers"}
+    sets = {"odd": ["l1", "l3"], "three": ["l0", "l2", "l3"]}
+    for kind, sub in type_matrices(names, matrix, sets).items():
+        index = [names.index(n) for n in sets[kind]]
+        picked = cka_statistics(terms.select(index, index), summary_statistics)
+        assert {k: s.value() for k, s in picked.items()} == {k: v for k, v in summarise(sub).items() if k != "n_layers"}
+    _, _, cross_matrix = cross.result_cross()
+    for terms_view, view in ((cross.batch_terms(), cross_matrix), (cross.batch_terms().transposed(), cross_matrix.T)):
+        values = {k: s.value() for k, s in cka_statistics(terms_view, cross_summary_statistics).items()}
+        assert values == cross_summary(view)
+    assert cka_statistics(terms.select([2], [2]), summary_statistics) == {}  # one layer: no pair to summarise
+
+
+def test_identical_batches_give_an_interval_of_zero_width() -> None:
+    batch = _layer_batches(1)[0]
+    cka = _fed([batch] * 5)
+    plan = ResamplePlan("identical", 5, 200, seed=0)
+    book = EstimateBook()
+    for name, statistic in cka_statistics(cka.batch_terms(), summary_statistics).items():
+        book.add("m", name, plan, statistic)
+    for estimate in book.resolve()["m"].values():
+        np.testing.assert_allclose(estimate.replicates, estimate.value, rtol=1e-12)
+        assert estimate.high - estimate.low == pytest.approx(0.0, abs=1e-12)
+
+
+def test_replicates_are_reproducible_for_a_seed_and_differ_for_another() -> None:
+    statistics = cka_statistics(_fed(_layer_batches(6)).batch_terms(), summary_statistics)
+
+    def replicates(seed: int) -> dict[str, np.ndarray]:
+        return bootstrap(ResamplePlan("cka:test/minibatches", 6, 300, seed), statistics)
+
+    first, again, other = replicates(0), replicates(0), replicates(1)
+    for name in statistics:
+        assert first[name].shape == (300,)
+        np.testing.assert_array_equal(first[name], again[name])
+        assert not np.allclose(first[name], other[name])
+
+
+def test_a_resample_is_the_cka_of_those_batches_with_those_multiplicities() -> None:
+    batches = _layer_batches(5)
+    terms = _fed(batches).batch_terms()
+    counts = np.array([2.0, 0.0, 1.0, 0.0, 2.0])
+    matrix = terms.matrices((counts @ terms.columns())[None])[0]
+    np.testing.assert_allclose(matrix, _fed(batches, counts).result()[1], rtol=1e-12, atol=1e-14)
+    plan = ResamplePlan("cka:direct/minibatches", 5, 6, seed=3)
+    draws = next(plan.counts())
+    statistics = cka_statistics(terms, summary_statistics)
+    replicates = bootstrap(plan, statistics)
+    for b, count in enumerate(draws):
+        expected = summarise(_fed(batches, count).result()[1])
+        for name in statistics:
+            assert replicates[name][b] == pytest.approx(expected[name], rel=1e-12)
+
+
+def test_two_models_on_the_same_batches_get_paired_replicates() -> None:
+    batches = _layer_batches(5)
+    other = [{k: torch.sin(v) for k, v in batch.items()} for batch in batches]
+    plan = ResamplePlan("cka:paired/minibatches", 5, 50, seed=0)
+    book = EstimateBook()
+    for model, feeds in (("a", batches), ("b", other)):
+        for name, statistic in cka_statistics(_fed(feeds).batch_terms(), summary_statistics).items():
+            book.add(model, name, plan, statistic)
+    estimates = book.resolve()
+    assert estimates["a"]["mean_offdiagonal"].plan == estimates["b"]["mean_offdiagonal"].plan == plan.name
+    draws = next(plan.counts())
+    for model, feeds in (("a", batches), ("b", other)):
+        for b in (0, 17, 49):
+            expected = summarise(_fed(feeds, draws[b]).result()[1])["mean_adjacent"]
+            assert estimates[model]["mean_adjacent"].replicates[b] == pytest.approx(expected, rel=1e-12)

@@ -11,12 +11,14 @@ import torch
 
 from beyond_imagenet.base.config import parse_params
 from beyond_imagenet.base.errors import ParamsError, UnknownNameError, UserError
+from beyond_imagenet.base.record import read_record
 from beyond_imagenet.data.decode import decode_rgb
 from beyond_imagenet.data.demo.imagenet_val import generate_demo_split
 from beyond_imagenet.data.label_space import imagenet_wnids
 from beyond_imagenet.data.registry import resolve_datasets
 from beyond_imagenet.data.subsets import stratified_indices, stratified_subset
 from beyond_imagenet.metrics.cka import type_matrices, unbiased_hsic
+from beyond_imagenet.metrics.resampling import ids_digest
 from beyond_imagenet.models.build import build_backbone
 from beyond_imagenet.models.catalogue import CATALOGUE
 from beyond_imagenet.models.preprocessing import build_transform, resolve_preprocessing
@@ -153,6 +155,25 @@ def test_stage_writes_records_figures_and_metrics_with_provenance(cka_run):
         assert (out / "figures" / "cka" / "small" / f"{name}.png").stat().st_size > 10_000
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) == {VIT, CONVNEXT}
+
+
+def test_every_summary_has_a_minibatch_interval_paired_across_models(cka_run):
+    params, records = cka_run
+    subset = stratified_subset(resolve_datasets("small", params.datasets["small"])[0], fraction=5 / 6)
+    plan = f"cka:{ids_digest(subset.sample_ids)}:batch6/minibatches/B{params.statistics.resamples}/s0"
+    folder = stage_paths(params).cka.root / "records" / "cka" / "small"
+    for record in records:
+        summaries = {k for k in record.metrics if not k.endswith("/n_layers")}
+        assert any(k.startswith("cka_cross/") for k in summaries) and "cka/all/mean_adjacent" in summaries
+        assert set(record.intervals) == summaries
+        assert {(i["n"], i["plan"]) for i in record.intervals.values()} == {(3, plan)}
+        assert record.details["intervals"]["minibatches"] == 3
+        on_disk = read_record(folder / f"{record.model_id}.json", with_replicates=True)
+        assert on_disk.intervals == record.intervals and set(on_disk.replicates) == summaries
+        assert all(r.shape == (params.statistics.resamples,) for r in on_disk.replicates.values())
+    by_model = {r.model_id: r for r in records}
+    vit, convnext = by_model[VIT].replicates, by_model[CONVNEXT].replicates
+    np.testing.assert_allclose(vit[f"cka_cross/{CONVNEXT}/last_layer"], convnext[f"cka_cross/{VIT}/last_layer"])
 
 
 # --- bad input fails before any model is built ---------------------------------------------------------------------

@@ -56,6 +56,7 @@ def test_dvc_yaml_outputs_equal_the_stage_paths(dvc_stages, params_file):
         ],
         ("probe", "metrics"): [paths.vtab.metrics],
         ("probe", "plots"): [paths.vtab.figures],
+        ("results", "outs"): [paths.results_parquet, paths.results_csv, paths.comparisons, paths.rankings],
         ("report", "outs"): [paths.reports],
     }  # fmt: skip
     for (stage, section), wanted in expected.items():

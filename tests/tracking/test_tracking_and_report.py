@@ -11,6 +11,7 @@ from PIL import Image
 from beyond_imagenet.base.config import TrackingConfig
 from beyond_imagenet.base.record import ResultRecord
 from beyond_imagenet.report import summary_table, write_report
+from beyond_imagenet.results.tidy import results_table
 from beyond_imagenet.tracking.mlflow_logger import log_records
 
 
@@ -44,6 +45,9 @@ def test_one_mlflow_run_per_model_and_analysis_with_tags_metrics_and_figures(tmp
         record("b", "calibration", "d1", {"calibration/d1/ece": 0.125}),
         record("a", "accuracy", "d1", {"accuracy/d1/top1": 80.0}),
     ]
+    records[0].intervals["calibration/d1/ece"] = {
+        "low": 0.2, "high": 0.3, "level": 0.95, "n": 6, "method": "bootstrap percentile (over images)", "plan": "p1"
+    }  # fmt: skip
     config = TrackingConfig(
         experiment="t",
         tracking_uri=f"sqlite:///{tmp_path}/mlruns/mlflow.db",
@@ -63,6 +67,14 @@ def test_one_mlflow_run_per_model_and_analysis_with_tags_metrics_and_figures(tmp
     assert run.info.status == "FINISHED"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "figures/d1")}
     assert artifacts == {"figures/d1/fig.png"}
+    # the intervals: one CSV per run, so the metric list stays one entry per metric
+    local = client.download_artifacts(run.info.run_id, "intervals.csv", str(tmp_path / "dl"))
+    with Path(local).open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["dataset"], r["metric"], r["low"], r["high"], r["plan"]) for r in rows] == [
+        ("d1", "calibration/d1/ece", "0.2", "0.3", "p1"),
+        ("d2", "calibration/d2/ece", "", "", ""),
+    ]
     assert runs[("b", "calibration")].data.metrics == {"calibration/d1/ece": 0.125}
 
 
@@ -84,17 +96,19 @@ def test_report_puts_models_side_by_side(tmp_path):
             ["results/figures/calibration/d/all_models.png"],
         ),
     ]
-    header, rows = summary_table(records)
+    records[0].intervals["accuracy/d/top1"] = {"low": 80.25, "high": 89.5, "level": 0.95, "n": 200, "plan": "p"}
+    header, rows = summary_table(results_table(records))
     assert header == ["metric", "a", "b"]
     assert rows == [
         ["family", "vit", "vit"],
         ["paradigm", "clip", "clip"],
-        ["accuracy/d/top1", "85.5000", "66.2500"],
+        ["accuracy/d/top1", "85.5000 [80.2500, 89.5000]", "66.2500"],
         ["calibration/d/ece", "0.0312", ""],
     ]
-    md, csv_path = write_report(records, tmp_path / "reports")
+    md, csv_path = write_report(results_table(records), records, tmp_path / "reports")
     text = md.read_text()
-    assert "| accuracy/d/top1 | 85.5000 | 66.2500 |" in text
+    assert "| accuracy/d/top1 | 85.5000 [80.2500, 89.5000] | 66.2500 |" in text
+    assert "95% intervals in brackets" in text
     assert "](../results/figures/calibration/d/all_models.png)" in text
     with Path(csv_path).open() as handle:
         assert list(csv.reader(handle))[4] == ["calibration/d/ece", "0.0312", ""]
@@ -109,7 +123,7 @@ def test_report_puts_models_side_by_side(tmp_path):
     ],
 )
 def test_report_number_format(name, value, text):
-    _, rows = summary_table([record("m", "accuracy", "d", {name: value})])
+    _, rows = summary_table(results_table([record("m", "accuracy", "d", {name: value})]))
     assert rows[-1] == [name, text]
 
 
@@ -122,9 +136,10 @@ def test_table2_in_the_paper_layout_says_what_the_average_misses():
                        "imagenet_hard": 28.5, "imagenet_r": 61.6, "imagenet_sketch": 46.1, "imagenet_real": 89.2},
         "average_missing": [],
     }  # fmt: skip
+    full.intervals = {"robustness/imagenet_v2/top1": {"low": 75.36, "high": 77.04}}
     partial = record("mine", "robustness", "table2", {})
     partial.details = {"table2_row": {"imagenet_val": 70.0}, "average_missing": ["imagenet_hard"]}
     text = table2([full, partial])
     assert "| Model | INet-Val | V2 | A | C | Hard | R | Sketch | Real | Average |" in text
-    assert "| vit_sup | 85.5 | 76.2 | 60.0 | 59.8 | 28.5 | 61.6 | 46.1 | 89.2 | 60.2 |" in text
+    assert "| vit_sup | 85.5 | 76.2 (75.4-77.0) | 60.0 | 59.8 | 28.5 | 61.6 | 46.1 | 89.2 | 60.2 |" in text
     assert "| mine | 70.0 | - | - | - | - | - | - | - | missing imagenet_hard |" in text

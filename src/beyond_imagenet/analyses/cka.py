@@ -3,6 +3,10 @@
 The pass itself (``inference.cka_pass``) streams minibatch Gram matrices through :class:`MinibatchCKA`
 accumulators; this module summarises each model's matrix per layer type, compares models, writes the matrices as
 ``.npz`` and draws Fig. 8.
+
+Intervals resample minibatches: one plan for the pass (its image ids and batch size fix the batches), so every
+model's and every pair's summaries are drawn on the same resamples (paired). With a single minibatch there is
+nothing to resample and no interval.
 """
 
 from __future__ import annotations
@@ -14,13 +18,23 @@ from pathlib import Path
 import numpy as np
 
 from beyond_imagenet.analyses.common import figure_path
-from beyond_imagenet.base.config import CkaConfig
+from beyond_imagenet.analyses.estimates import new_book
+from beyond_imagenet.base.config import CkaConfig, StatisticsConfig
 from beyond_imagenet.base.files import atomic_write_bytes
 from beyond_imagenet.base.provenance import environment_record
 from beyond_imagenet.base.record import ResultRecord
 from beyond_imagenet.figures.cka import save_cross_grid, save_fig8_grid
 from beyond_imagenet.inference.cka_pass import SUBSET_RULE, CkaAccumulator, CkaPlan
-from beyond_imagenet.metrics.cka import cross_summary, summarise, type_matrices
+from beyond_imagenet.metrics.cka import (
+    cka_statistics,
+    cross_summary,
+    cross_summary_statistics,
+    summarise,
+    summary_statistics,
+    type_matrices,
+)
+from beyond_imagenet.metrics.estimates import EstimateBook, attach
+from beyond_imagenet.metrics.resampling import ResamplePlan, ids_digest
 from beyond_imagenet.models.spec import ModelSpec
 from beyond_imagenet.models.taps import CONVNEXT_CONV_CHOICE
 
@@ -90,6 +104,73 @@ def _cross_models(module: CkaAccumulator, records: dict[str, ResultRecord]) -> d
     return cross
 
 
+def minibatch_plan(
+    sample_ids: list[str], batch_size: int, batches: int, statistics: StatisticsConfig
+) -> ResamplePlan | None:
+    """The plan of the CKA pass: ``batches`` minibatches of ``batch_size`` of these images, in this order (§10).
+
+    None for a single minibatch: a bootstrap over one unit would only repeat it.
+    """
+    if batches < 2:
+        return None
+    key = f"cka:{ids_digest(sample_ids)}:batch{batch_size}/minibatches"
+    return ResamplePlan(key, batches, statistics.resamples, statistics.seed)
+
+
+def interval_details(plan: ResamplePlan | None, batches: int) -> dict:
+    """What a record says of its intervals: minibatches resampled and how many, or why there are none."""
+    if plan is None:
+        return {"resampling": "none", "minibatches": batches, "reason": "a single minibatch: no interval"}
+    return {"resampling": "bootstrap over the CKA minibatches", "minibatches": batches, "plan": plan.name}
+
+
+def _add_estimates(
+    book: EstimateBook,
+    plan: ResamplePlan,
+    module: CkaAccumulator,
+    layer_types: dict[str, dict[str, list[str]]],
+    kinds: list[str],
+) -> None:
+    """Every summary of every model's layer-type matrices and of every pair's cross matrix (both ways)."""
+    for model_id, accumulator in module.within.items():
+        terms = accumulator.batch_terms()
+        position = {name: i for i, name in enumerate(accumulator.row_layers)}
+        for kind in kinds:
+            index = [position[name] for name in layer_types[model_id][kind]]
+            for stat, statistic in cka_statistics(terms.select(index, index), summary_statistics).items():
+                book.add(model_id, f"cka/{kind}/{stat}", plan, statistic)
+    for (a, b), accumulator in module.cross.items():
+        terms = accumulator.batch_terms()
+        for this, other, view in ((a, b, terms), (b, a, terms.transposed())):
+            for stat, statistic in cka_statistics(view, cross_summary_statistics).items():
+                book.add(this, f"cka_cross/{other}/{stat}", plan, statistic)
+
+
+def attach_intervals(
+    records: dict[str, ResultRecord],
+    sample_ids: list[str],
+    module: CkaAccumulator,
+    layer_types: dict[str, dict[str, list[str]]],
+    config: CkaConfig,
+    statistics: StatisticsConfig,
+) -> None:
+    """Intervals and replicates of every summary metric of ``records`` (by model), resampling the minibatches (§10).
+
+    ``sample_ids`` are the images of the pass in loader order; every record's details say how it was resampled.
+    """
+    batches = len(module.batch_sizes)
+    resample_plan = minibatch_plan(sample_ids, config.batch_size, batches, statistics)
+    for record in records.values():
+        record.details["intervals"] = interval_details(resample_plan, batches)
+    if resample_plan is None:
+        return
+    book = new_book(statistics)
+    _add_estimates(book, resample_plan, module, layer_types, list(config.layer_types))
+    estimates = book.resolve()
+    for model_id, record in records.items():
+        attach(record, estimates.get(model_id, {}))
+
+
 def cka_records(
     plan: CkaPlan,
     module: CkaAccumulator,
@@ -97,8 +178,9 @@ def cka_records(
     config: CkaConfig,
     precision: str,
     out: CkaOutputs,
+    statistics: StatisticsConfig,
 ) -> list[ResultRecord]:
-    """One record per model (within-model summaries, cross-model ones), the matrices (.npz) and Fig. 8."""
+    """One record per model (within-model summaries, cross-model ones, their intervals), the matrices and Fig. 8."""
     base = _base_provenance(plan, module, config, precision)
     records, per_model = {}, {}
     for spec in plan.specs:
@@ -107,6 +189,7 @@ def cka_records(
         records[spec.id] = record
     figures = [save_fig8_grid(per_model, figure_path(out.figures, "cka", plan.dataset.name, "all_models"))]
     cross = _cross_models(module, records)
+    attach_intervals(records, plan.dataset.sample_ids, module, layer_types, config, statistics)
     if cross:
         figures.append(save_cross_grid(cross, figure_path(out.figures, "cka", plan.dataset.name, "cross_models")))
         cross_path = out.matrices / plan.dataset.name / "cross_models.npz"

@@ -17,6 +17,7 @@ import yaml
 
 from beyond_imagenet.base.errors import ParamsError
 from beyond_imagenet.base.schema import build_dataclass
+from beyond_imagenet.base.statistics_config import StatisticsConfig, check_statistics
 
 DEFAULT_PARAMS_PATH = Path("params.yaml")
 
@@ -217,24 +218,6 @@ class TransferConfig:
 
 
 @dataclass(frozen=True)
-class StatisticsConfig:
-    """Section ``statistics``: intervals and paired comparisons of every metric (seeded bootstrap over images).
-
-    Accuracies get exact Clopper-Pearson intervals; every other metric a bootstrap interval from ``resamples``
-    resamples of the images (within class where a dataset is class-balanced by design). Two models' metrics on the
-    same images are compared on the same resamples; a difference is called real when its Holm-adjusted p-value is
-    below ``significance``.
-    """
-
-    resamples: int = 1000
-    level: float = 0.95
-    seed: int = 0
-    method: Literal["percentile", "basic"] = "percentile"
-    within_class: bool = True  # resample within class on class-balanced-by-design sets (ImageNet val, V2, C, ...)
-    significance: float = 0.05
-
-
-@dataclass(frozen=True)
 class OutputsConfig:
     """Names of what the stages write under ``results_dir``: the one declaration of every output path.
 
@@ -254,6 +237,9 @@ class OutputsConfig:
     predictions: str = "predictions"
     studies: str = "studies"
     table3: str = "table3.md"
+    results_table: str = "results"  # stage results: results.parquet and results.csv, one row per metric
+    comparisons: str = "comparisons.csv"  # every pair of models on every metric: difference, interval, p, Holm
+    rankings: str = "rankings.csv"  # per metric each model's rank and rank interval
 
 
 @dataclass(frozen=True)
@@ -295,7 +281,7 @@ def _check_values(params: Params) -> None:
     _check_sweeps(params.analyses.invariance)
     _check_cka(params.analyses.cka)
     _check_transfer(params.transfer)
-    _check_statistics(params.statistics)
+    check_statistics(params.statistics)
     _check_robustness(params.analyses.robustness, params.datasets, params.models)
     if not params.models:
         raise ParamsError("params: models must name at least one model (see `beyond-imagenet list-models`)")
@@ -304,16 +290,6 @@ def _check_values(params: Params) -> None:
             close = difflib.get_close_matches(name, list(params.datasets), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ParamsError(f"params: analyses.{where} names {name!r}, which is not a key of `datasets`.{hint}")
-
-
-def _check_statistics(config: StatisticsConfig) -> None:
-    where = "params: statistics"
-    if config.resamples < 100:
-        raise ParamsError(f"{where}.resamples must be >= 100 (1000 is the default), got {config.resamples}")
-    if not 0.5 < config.level < 1:
-        raise ParamsError(f"{where}.level must be in (0.5, 1), e.g. 0.95, got {config.level}")
-    if not 0 < config.significance < 1:
-        raise ParamsError(f"{where}.significance must be in (0, 1), e.g. 0.05, got {config.significance}")
 
 
 def _check_robustness(config: RobustnessConfig, datasets: dict, models: list[str]) -> None:

@@ -6,16 +6,23 @@ Following Nguyen, Raghu & Kornblith (2020), CKA between two layers is estimated 
 
 where K_i = X_i X_iᵀ and L_i = Y_i Y_iᵀ are linear-kernel Gram matrices of one minibatch and HSIC₁ is the
 unbiased estimator of Song et al. (2012). The three averages are accumulated over all batches and the ratio is
-taken once at the end; per-batch CKA values are never averaged. Only O(rows x cols) float64 sums are kept, so
-memory does not grow with the number of images.
+taken once at the end; per-batch CKA values are never averaged. Only float64 HSIC₁ terms are kept, O(rows x cols) per
+minibatch, never activations or Gram matrices.
+
+The minibatches are also the resampling unit of CKA's intervals: :func:`cka_statistics` turns the per-batch terms
+(:class:`BatchTerms`) into :class:`~beyond_imagenet.metrics.resampling.LinearStatistic` s whose bootstrap draws k of
+the k minibatches with replacement and recomputes the ratio of means and its summaries on each resample.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from beyond_imagenet.metrics.resampling import LinearStatistic
 
 # Relative tolerance for "all rows identical", judged from the Gram matrix: the largest squared distance
 # ||x_i - x_j||² = K_ii + K_jj - 2 K_ij, relative to the largest squared norm K_ii. Identical rows give 0 up to
@@ -111,7 +118,8 @@ class MinibatchCKA:
     Within one model pass the same layer list (or ``col_layers=None``) and the same feature dict to ``update``;
     across models (layers of A vs layers of B on the same images in the same order) pass both. Per batch it keeps
     only float64 sums: Σ_i HSIC₁(K_i, L_i) per (row, col) pair, Σ_i HSIC₁(K_i, K_i) per row layer,
-    Σ_i HSIC₁(L_i, L_i) per column layer, and the batch count.
+    Σ_i HSIC₁(L_i, L_i) per column layer, and the batch count; and the same terms of each batch for the bootstrap
+    over minibatches (:meth:`batch_terms`).
     """
 
     def __init__(self, row_layers: Sequence[str], col_layers: Sequence[str] | None = None) -> None:
@@ -126,6 +134,7 @@ class MinibatchCKA:
         self.row_self_sum = torch.zeros(len(self.row_layers), dtype=torch.float64)
         self.col_self_sum = torch.zeros(len(self.col_layers), dtype=torch.float64)
         self.batches = 0
+        self._terms: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     def update(
         self, row_feats: Mapping[str, torch.Tensor], col_feats: Mapping[str, torch.Tensor] | None = None
@@ -156,11 +165,13 @@ class MinibatchCKA:
         rows = _BatchStats(self.row_layers, row_grams, n)
         shared = self.col_layers == self.row_layers and all(col_grams[m] is row_grams[m] for m in self.row_layers)
         cols = rows if shared else _BatchStats(self.col_layers, col_grams, n)
-        # The Grams may live on the GPU; the running sums stay on the CPU (a few KB, float64).
-        self.cross_sum += rows.hsic_with(cols).cpu()
-        self.row_self_sum += rows.self_hsic().cpu()
-        self.col_self_sum += cols.self_hsic().cpu()
+        # The Grams may live on the GPU; the sums and per-batch terms stay on the CPU (a few KB per batch, float64).
+        cross, row_self, col_self = rows.hsic_with(cols).cpu(), rows.self_hsic().cpu(), cols.self_hsic().cpu()
+        self.cross_sum += cross
+        self.row_self_sum += row_self
+        self.col_self_sum += col_self
         self.batches += 1
+        self._terms.append((cross, row_self, col_self))
 
     @staticmethod
     def _check_batch(grams: Mapping[str, torch.Tensor], names: Sequence[str], what: str) -> int:
@@ -175,6 +186,13 @@ class MinibatchCKA:
                     "across samples): its HSIC is 0 and CKA is undefined"
                 )
         return next(iter(sizes.values()))
+
+    def batch_terms(self) -> BatchTerms:
+        """The HSIC₁ terms of each minibatch so far, in update order (docs/protocol.md §10)."""
+        if not self._terms:
+            raise ValueError("MinibatchCKA.batch_terms() called before any update()")
+        cross, row_self, col_self = (torch.stack(parts).numpy() for parts in zip(*self._terms, strict=True))
+        return BatchTerms(cross, row_self, col_self)
 
     def result(self) -> tuple[list[str], np.ndarray]:
         """(row layer names, CKA matrix [rows, cols]); within one model rows = columns, so this is (names, matrix)."""
@@ -200,6 +218,77 @@ class MinibatchCKA:
         return list(self.row_layers), list(self.col_layers), matrix.numpy()
 
 
+@dataclass(frozen=True)
+class BatchTerms:
+    """Per-minibatch HSIC₁ terms of a :class:`MinibatchCKA`, the unit its bootstrap resamples (docs/protocol.md §10).
+
+    Attributes:
+        cross: HSIC₁(K_i, L_j) of every batch, [batches, rows, cols].
+        row_self: HSIC₁(K_i, K_i) of every batch, [batches, rows].
+        col_self: HSIC₁(L_j, L_j) of every batch, [batches, cols].
+    """
+
+    cross: np.ndarray
+    row_self: np.ndarray
+    col_self: np.ndarray
+
+    @property
+    def batches(self) -> int:
+        """Number of minibatches."""
+        return int(self.cross.shape[0])
+
+    def select(self, rows: Sequence[int], cols: Sequence[int]) -> BatchTerms:
+        """The terms of some row and column layers (by index): those of a layer type's sub-matrix."""
+        rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+        return BatchTerms(self.cross[:, rows][:, :, cols], self.row_self[:, rows], self.col_self[:, cols])
+
+    def transposed(self) -> BatchTerms:
+        """Rows and columns swapped: the other model's view of a cross-model comparison."""
+        return BatchTerms(self.cross.transpose(0, 2, 1), self.col_self, self.row_self)
+
+    def columns(self) -> np.ndarray:
+        """Per-batch columns [batches, rows·cols + rows + cols + 1]: the cross, row and column terms and a count 1."""
+        flat = [self.cross.reshape(self.batches, -1), self.row_self, self.col_self, np.ones((self.batches, 1))]
+        return np.ascontiguousarray(np.concatenate(flat, axis=1), dtype=np.float64)
+
+    def matrices(self, sums: np.ndarray) -> np.ndarray:
+        """CKA matrices [B, rows, cols] from weighted sums [B, k] of :meth:`columns` (NaN where undefined).
+
+        The ratio of weighted means of ``MinibatchCKA.result_cross``, with the same operations, so all weights 1
+        give its matrix exactly.
+        """
+        n_rows, n_cols = self.row_self.shape[1], self.col_self.shape[1]
+        sums = np.asarray(sums, dtype=np.float64)
+        bounds = np.cumsum([0, n_rows * n_cols, n_rows, n_cols])
+        count = sums[:, bounds[3], None]
+        cross = sums[:, : bounds[1]].reshape(-1, n_rows, n_cols) / count[:, :, None]
+        row_self, col_self = sums[:, bounds[1] : bounds[2]] / count, sums[:, bounds[2] : bounds[3]] / count
+        with np.errstate(invalid="ignore"):
+            return cross / np.sqrt(row_self[:, :, None] * col_self[:, None, :])
+
+
+Summary = Callable[[np.ndarray], dict[str, np.ndarray]]  # CKA matrices [B, rows, cols] -> {statistic: [B]}
+
+
+def cka_statistics(terms: BatchTerms, summary: Summary) -> dict[str, LinearStatistic]:
+    """Each statistic of ``summary`` as a statistic of the minibatches, for a bootstrap over minibatches.
+
+    A resample's counts weight the minibatches; its CKA matrix is the ratio of weighted HSIC₁ means and the
+    statistic is ``summary`` of that matrix (docs/protocol.md §10). The value on the data (every batch once) is
+    the summary of ``MinibatchCKA.result_cross``.
+    """
+    columns = terms.columns()
+    names = summary(terms.matrices(columns.sum(axis=0, keepdims=True)))
+    return {name: LinearStatistic(columns, _summary_reduce(terms, summary, name)) for name in names}
+
+
+def _summary_reduce(terms: BatchTerms, summary: Summary, name: str) -> Callable[[np.ndarray], np.ndarray]:
+    def reduce(sums: np.ndarray) -> np.ndarray:
+        return summary(terms.matrices(sums))[name]
+
+    return reduce
+
+
 def _require(mapping: Mapping[str, torch.Tensor], name: str, what: str) -> torch.Tensor:
     """``mapping[name]`` with a ValueError naming the missing layer."""
     if name not in mapping:
@@ -217,19 +306,32 @@ def type_matrices(all_layers: list[str], matrix: np.ndarray, sets: dict[str, lis
     return out
 
 
+def summary_statistics(matrices: np.ndarray) -> dict[str, np.ndarray]:
+    """Per square CKA matrix of [B, n, n]: mean CKA off the diagonal and between neighbouring layers, [B] each.
+
+    Empty for n < 2 (no pair of layers).
+    """
+    n = matrices.shape[-1]
+    if n < 2:
+        return {}
+    adjacent = np.arange(n - 1)
+    return {
+        "mean_offdiagonal": matrices[:, ~np.eye(n, dtype=bool)].mean(axis=-1),
+        "mean_adjacent": matrices[:, adjacent, adjacent + 1].mean(axis=-1),
+    }
+
+
+def cross_summary_statistics(matrices: np.ndarray) -> dict[str, np.ndarray]:
+    """Per cross-model CKA matrix of [B, rows, cols]: of the last tapped layers, and the mean best match, [B] each."""
+    return {"last_layer": matrices[:, -1, -1], "mean_best_match": matrices.max(axis=2).mean(axis=-1)}
+
+
 def summarise(matrix: np.ndarray) -> dict[str, float]:
     """Mean CKA off the diagonal, and between neighbouring layers (how block-structured the map is)."""
-    n = matrix.shape[0]
-    if n < 2:
-        return {"n_layers": float(n)}
-    off = matrix[~np.eye(n, dtype=bool)]
-    return {
-        "n_layers": float(n),
-        "mean_offdiagonal": float(off.mean()),
-        "mean_adjacent": float(np.diag(matrix, 1).mean()),
-    }
+    stats = summary_statistics(np.asarray(matrix)[None])
+    return {"n_layers": float(matrix.shape[0]), **{name: float(values[0]) for name, values in stats.items()}}
 
 
 def cross_summary(matrix: np.ndarray) -> dict[str, float]:
     """Cross-model CKA: of the last tapped layers, and each row layer's best match in the other model, averaged."""
-    return {"last_layer": float(matrix[-1, -1]), "mean_best_match": float(matrix.max(axis=1).mean())}
+    return {name: float(values[0]) for name, values in cross_summary_statistics(np.asarray(matrix)[None]).items()}

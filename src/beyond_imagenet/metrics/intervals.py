@@ -5,8 +5,9 @@
 - :func:`bootstrap_interval`: from bootstrap replicates, the ``percentile`` interval or the ``basic`` (reverse
   percentile) interval ``[2θ̂ - q_hi, 2θ̂ - q_lo]``.
 - :func:`paired_difference`: two models' replicates on the *same* resamples give the bootstrap distribution of
-  their difference; its interval, and the two-sided p-value of "no difference" obtained by inverting the interval
-  (the smallest level at which the interval excludes 0).
+  their difference; its interval, and the two-sided p-value of "no difference" from the bootstrap standard error
+  (``2 Φ(-|d| / se*)``). A p-value read off the resample counts (:func:`two_sided_p`) cannot go below
+  ``2 / (B + 1)``, which a multiple-testing correction over a report's comparisons would push above any level.
 - :func:`holm`: Holm's step-down adjustment of a family of p-values.
 - :func:`rank_intervals`: each model's rank per replicate (1 = best), its mean and interval.
 """
@@ -72,6 +73,18 @@ def two_sided_p(differences: np.ndarray) -> float:
     return float(min(1.0, 2.0 * min(below, above)))
 
 
+def standard_error_p(differences: np.ndarray, estimate: float) -> float:
+    """Two-sided p-value of "no difference": ``2 Φ(-|estimate| / sd(differences))`` (NaN without variation)."""
+    d = np.asarray(differences, dtype=np.float64)
+    d = d[np.isfinite(d)]
+    if d.size < 2 or not np.isfinite(estimate):
+        return float("nan")
+    spread = float(np.std(d, ddof=1))
+    if spread == 0.0:
+        return float("nan")  # no sampling variation at all: the bootstrap cannot test this difference
+    return float(2.0 * stats.norm.sf(abs(estimate) / spread))
+
+
 def paired_difference(
     replicates_a: np.ndarray,
     replicates_b: np.ndarray,
@@ -84,7 +97,7 @@ def paired_difference(
     diffs = np.asarray(replicates_a, dtype=np.float64) - np.asarray(replicates_b, dtype=np.float64)
     estimate = float(estimate_a - estimate_b)
     low, high = bootstrap_interval(diffs, estimate, level, method)
-    return Difference(estimate, low, high, two_sided_p(diffs))
+    return Difference(estimate, low, high, standard_error_p(diffs, estimate))
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:

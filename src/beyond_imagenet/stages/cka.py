@@ -33,7 +33,9 @@ def cka(params: Params, model_ids: list[str] | None = None) -> list[ResultRecord
     module = run_cka_pass(plan, config, params.inference, built)
     paths = stage_paths(params)
     shutil.rmtree(paths.cka.root, ignore_errors=True)  # this stage's outputs only; rebuilt below
-    records = cka_records(plan, module, built[1], config, params.inference.precision, paths.cka_outputs)
+    records = cka_records(
+        plan, module, built[1], config, params.inference.precision, paths.cka_outputs, params.statistics
+    )
     save_records(records, paths.cka)
     return records
 

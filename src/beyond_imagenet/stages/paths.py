@@ -38,6 +38,10 @@ class StagePaths:
     vtab_predictions: Path
     vtab_studies: Path
     vtab_table3: Path
+    results_parquet: Path
+    results_csv: Path
+    comparisons: Path
+    rankings: Path
     reports: Path
 
     @property
@@ -75,5 +79,9 @@ def stage_paths(params: Params) -> StagePaths:
         vtab_predictions=vtab / names.predictions,
         vtab_studies=vtab / names.studies,
         vtab_table3=vtab / names.table3,
+        results_parquet=results / f"{names.results_table}.parquet",
+        results_csv=results / f"{names.results_table}.csv",
+        comparisons=results / names.comparisons,
+        rankings=results / names.rankings,
         reports=Path(params.reports_dir),
     )

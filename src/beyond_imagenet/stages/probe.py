@@ -3,11 +3,14 @@
 Per (model, task): seeded search on train -> val only, refit on train ∪ val, test once; one record each, reused
 when its protocol hash matches. Then Table 3, Fig. 6 bottom and ``metrics.json`` from the records of every model
 of params.yaml (a one-model run, ``make probe MODEL=...``, still shows the others' results) and the MLflow runs.
+Every task record then gets its intervals (params ``statistics``) and each model a summary record with the Table 3
+numbers and their intervals, ``<vtab records>/<model>/<preset>.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 from beyond_imagenet.base.config import Params
 from beyond_imagenet.models.catalogue import resolve_model
@@ -36,7 +39,8 @@ def run_probe(args: argparse.Namespace) -> None:
     paths = stage_paths(params)
     probe_models(plan, features, models, paths.probe_outputs, _tracker_factory(params, not args.no_mlflow))
     shown = list(dict.fromkeys([*models, *params.models]))  # a one-model run still shows the others' results
-    result = aggregate(plan, collect_records(plan, shown, paths.vtab.records), shown, paths.aggregate_outputs)
+    out = replace(paths.aggregate_outputs, records=paths.vtab.records)
+    result = aggregate(plan, collect_records(plan, shown, paths.vtab.records), shown, out, params.statistics)
     print(result["markdown"].read_text())
     print(f"Table 3: {result['markdown']}; Fig. 6 bottom: {result['figure']}")
     if not args.no_mlflow:

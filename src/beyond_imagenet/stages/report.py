@@ -1,18 +1,23 @@
-"""Stage ``report``: every model side by side (Markdown + CSV) with Tables 2 and 3, from the stages' records."""
+"""Stage ``report``: every model side by side (Markdown + CSV) with intervals, Tables 2 and 3, real differences.
+
+Reads the ``results`` stage's tables (values, intervals, paired comparisons) and the records (Table 2, figures).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 
+import pandas as pd
+
 from beyond_imagenet.base.errors import UserError
 from beyond_imagenet.base.provenance import git_state
 from beyond_imagenet.data.vtab.tasks import get_preset
 from beyond_imagenet.records import load_model_records, load_records
-from beyond_imagenet.report import vtab_section, write_report
+from beyond_imagenet.report import differences_section, vtab_section, write_report
 from beyond_imagenet.stages.params import load_stage_params
 from beyond_imagenet.stages.paths import StagePaths, stage_paths
-from beyond_imagenet.tracking.mlflow_logger import log_report
+from beyond_imagenet.tracking.mlflow_logger import log_files
 
 
 def _not_run(paths: StagePaths) -> dict[str, str]:
@@ -29,12 +34,17 @@ def run_report(args: argparse.Namespace) -> None:
     records = load_records(paths.analyze.records) + load_records(paths.cka.records)
     if not records:
         raise UserError(f"no result records under {paths.analyze.records}; run `dvc repro analyze` first")
+    if not paths.results_parquet.exists():
+        raise UserError(f"no {paths.results_parquet}; run `beyond-imagenet results` (or `dvc repro results`) first")
+    results = pd.read_parquet(paths.results_parquet)
+    comparisons = pd.read_csv(paths.comparisons) if paths.comparisons.exists() else pd.DataFrame()
     preset = get_preset(params.transfer.preset)
     vtab_records = [
         r for r in load_model_records(paths.vtab.records, params.models, preset.names) if r.analysis == "vtab_probe"
     ]
     vtab = vtab_section(vtab_records, preset.name, params.models, _not_run(paths))
-    written = write_report(records, paths.reports, [vtab])
+    differences = differences_section(comparisons, params.statistics.significance)
+    written = write_report(results, records, paths.reports, [vtab, differences])
     print("\n".join(str(p) for p in written))
     if not args.no_mlflow:
-        log_report(written, params.tracking, {"git_sha": str(git_state()["git_sha"]), "dvc_stage": "report"})
+        log_files(written, params.tracking, "report", {"git_sha": str(git_state()["git_sha"]), "dvc_stage": "report"})

@@ -4,18 +4,22 @@ docs/architecture.md conventions: tracking URI ``sqlite:///mlruns/mlflow.db``, a
 explicit run ids (``MlflowClient``, no global run stack), runs tagged ``model``, ``family``, ``paradigm``,
 ``analysis``, git sha, DVC stage and config hash so the UI can group and compare them side by side:
 
-- ``log_records``: one run per (model, analysis) of the ``analyze`` and ``cka`` stages;
+- ``log_records``: one run per (model, analysis) of the ``analyze`` and ``cka`` stages, its metrics' intervals in one
+  ``intervals.csv`` artifact (the metric list stays one entry per metric, as in the paper's tables);
 - ``ProbeRunTracker``: one run per (model, VTAB task), opened before the search so each trial is logged as it
   finishes (a child run, tag ``mlflow.parentRunId``); test metrics are logged only after the study closes
   (docs/transfer.md §4);
-- ``log_vtab_summary``: one run per model with the Table 3 numbers; ``log_report``: the report files.
+- ``log_vtab_summary``: one run per model with the Table 3 numbers; ``log_files``: the report files, the tidy results
+  table, the paired comparisons and the rankings.
 
 mlflow is imported only here (inside the functions), so the GPU inference path never needs it.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import logging
 import math
@@ -100,6 +104,22 @@ def run_tags(records: list[ResultRecord], stage: str) -> dict[str, str]:
     }
 
 
+INTERVAL_COLUMNS = ("dataset", "metric", "value", "low", "high", "level", "n", "method", "plan")
+
+
+def intervals_csv(records: list[ResultRecord]) -> str:
+    """The intervals of the records' metrics as CSV, one row per metric (empty bounds where a metric has none)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(INTERVAL_COLUMNS)
+    for record in records:
+        for name, value in record.metrics.items():
+            interval = record.intervals.get(name, {})
+            row = [interval.get(k, "") for k in ("low", "high", "level", "n", "method", "plan")]
+            writer.writerow([record.dataset, name, value, *("" if v is None else v for v in row)])
+    return buffer.getvalue()
+
+
 def log_records(records: list[ResultRecord], config: TrackingConfig, stage: str = "analyze") -> list[str]:
     """Create one finished MLflow run per (model, analysis) with metrics, params, tags and PNG artifacts."""
     if not config.enabled or not records:
@@ -122,6 +142,7 @@ def log_records(records: list[ResultRecord], config: TrackingConfig, stage: str 
         params = [Param(k, v) for k, v in run_params(group).items()]
         params += [Param(f"version.{k}", v) for k, v in versions.items()]
         client.log_batch(run_id, metrics=metrics, params=params, tags=[RunTag("records", str(len(group)))])
+        client.log_text(run_id, intervals_csv(group), "intervals.csv")
         for record in group:
             client.log_dict(run_id, record.as_dict(), f"records/{record.dataset}.json")
             for artifact in dict.fromkeys(record.artifacts):
@@ -132,14 +153,14 @@ def log_records(records: list[ResultRecord], config: TrackingConfig, stage: str 
     return run_ids
 
 
-def log_report(paths: list[Path], config: TrackingConfig, tags: dict[str, str]) -> str | None:
-    """A run holding the side-by-side report tables, tagged ``analysis=report``."""
+def log_files(paths: list[Path], config: TrackingConfig, name: str, tags: dict[str, str]) -> str | None:
+    """A run named and tagged ``analysis=<name>`` holding files under ``<name>/`` (the report, the results tables)."""
     if not config.enabled:
         return None
     client = _client(config)
-    run = client.create_run(experiment_id(client, config), tags={"analysis": "report", **tags}, run_name="report")
+    run = client.create_run(experiment_id(client, config), tags={"analysis": name, **tags}, run_name=name)
     for path in paths:
-        client.log_artifact(run.info.run_id, str(path), "report")
+        client.log_artifact(run.info.run_id, str(path), name)
     client.set_terminated(run.info.run_id)
     return run.info.run_id
 
