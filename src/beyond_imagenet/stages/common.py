@@ -20,13 +20,25 @@ def print_table(rows: list[dict[str, str]]) -> None:
         print("  ".join(str(row[k]).ljust(widths[k]) for k in keys))
 
 
+SHOWN_METRICS = 8  # a record line shows this many metrics; the rest are in the record file and results.csv
+
+
+def _shown_metric(record: ResultRecord, name: str, prefix: str) -> str:
+    """``name=value`` or ``name=value [low, high]`` when the record carries the metric's interval."""
+    short = name.removeprefix(prefix).removeprefix(record.analysis + "/")
+    interval = record.intervals.get(name, {})
+    low, high = interval.get("low"), interval.get("high")
+    bounds = f" [{low:.4g}, {high:.4g}]" if low is not None and high is not None else ""
+    return f"{short}={record.metrics[name]:.4g}{bounds}"
+
+
 def print_record(record: ResultRecord) -> None:
-    """``analysis  dataset  model  metric=value, ...`` with the namespace prefixes dropped."""
+    """``analysis  dataset  model  metric=value [interval], ...``: the first metrics, namespace prefixes dropped."""
     prefix = f"{record.analysis}/{record.dataset}/" if record.analysis in ("accuracy", "calibration") else ""
-    shown = ", ".join(
-        f"{k.removeprefix(prefix).removeprefix(record.analysis + '/')}={v:.4g}" for k, v in record.metrics.items()
-    )
-    print(f"{record.analysis:12s} {record.dataset:14s} {record.model_id:28s} {shown}")
+    names = list(record.metrics)
+    shown = ", ".join(_shown_metric(record, name, prefix) for name in names[:SHOWN_METRICS])
+    more = f", ... (+{len(names) - SHOWN_METRICS} more)" if len(names) > SHOWN_METRICS else ""
+    print(f"{record.analysis:12s} {record.dataset:14s} {record.model_id:28s} {shown}{more}")
 
 
 def log_to_mlflow(records: list[ResultRecord], tracking: TrackingConfig, stage: str) -> None:
