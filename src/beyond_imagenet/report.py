@@ -109,8 +109,15 @@ def table2(records: list[ResultRecord]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def differences_section(comparisons: pd.DataFrame, significance: float) -> str:
-    """The real differences (Holm-adjusted p below ``significance``), by report section, best supported first."""
+HOLM_FAMILIES = {
+    "section": "Holm within each analysis and dataset",
+    "metric": "Holm within each metric's model pairs",
+    "all": "Holm over every comparison of the run",
+}
+
+
+def differences_section(comparisons: pd.DataFrame, significance: float, holm_family: str = "section") -> str:
+    """The real differences (Holm-adjusted p below ``significance``), by Holm family, best supported first."""
     if comparisons.empty:
         return ""
     real = comparisons[comparisons["real"].astype(bool)].sort_values(["holm_family", "p_holm"])
@@ -118,7 +125,7 @@ def differences_section(comparisons: pd.DataFrame, significance: float) -> str:
         "## Differences between models that are real",
         "",
         f"{len(real)} of {len(comparisons)} paired comparisons have a Holm-adjusted p-value below {significance} "
-        "(same images for both models; Holm within each analysis and dataset). All are in comparisons.csv.",
+        f"(same images for both models; {HOLM_FAMILIES[holm_family]}). All are in comparisons.csv.",
         "",
     ]
     for row in real.head(MAX_DIFFERENCES).to_dict("records"):

@@ -23,7 +23,6 @@ from beyond_imagenet.probe.estimates import (
     recall_statistic,
     resample_plan,
     summary_path,
-    write_record,
 )
 from beyond_imagenet.probe.run import read_record as read_probe_record
 from beyond_imagenet.probe.tasks import TransferPlan
@@ -215,10 +214,10 @@ def test_write_record_drops_stale_replicates(tmp_path):
     path = tmp_path / "dtd.json"
     record = ResultRecord("vtab_probe", MODELS[0], "dtd", {"vtab/dtd/top1": 50.0})
     record.replicates = {"vtab/dtd/top1": np.zeros(3)}
-    write_record(record, path)
+    save_record(record, path)
     assert replicates_path(path).exists()
     record.replicates = {}
-    write_record(record, path)  # a refit: its replicates come with the next aggregate
+    save_record(record, path)  # a refit: its replicates come with the next aggregate
     assert path.exists() and not replicates_path(path).exists()
 
 

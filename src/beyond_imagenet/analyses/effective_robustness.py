@@ -56,8 +56,9 @@ def val_on_classes_correct(val: InferenceCache, shift: InferenceCache) -> tuple[
     val_columns = _imagenet_columns(val)
     imagenet_targets = val.targets if val_columns is None else val_columns[val.targets]
     rows = np.flatnonzero(np.isin(imagenet_targets, columns))
-    if rows.size == 0:
-        return f"no image of {val.dataset} belongs to the classes of {shift.dataset}"
+    covered = np.unique(imagenet_targets[rows]).size
+    if covered < columns.size:  # the testbed's axis is val on all the shift's classes
+        return f"{val.dataset} has images of {covered} of the {columns.size} classes of {shift.dataset}"
     position = {int(c): i for i, c in enumerate(columns)}
     targets = np.array([position[int(t)] for t in imagenet_targets[rows]])
     return rows, val.logits[rows][:, columns].argmax(axis=1) == targets
@@ -153,17 +154,18 @@ def add_effective_robustness(
         return
     baseline = _load_baseline(config)
     axes = _Axes(config, ctx, book, baseline)
-    if ID_DATASET not in axes.by_kind:
+    shifts = [s for s in JANUS_SHIFTS if s in axes.by_kind]
+    if shifts and ID_DATASET not in axes.by_kind:
         raise UserError("analyses.robustness: effective robustness needs an imagenet_val dataset (or baseline: none)")
     second = _second_id_metric(config, ctx, book)
     lines = {}
-    for shift in (s for s in JANUS_SHIFTS if s in axes.by_kind):
+    for shift in shifts:
         axis = axes.id_axis(shift)
         if axis is None:
             continue
         lines[shift] = _add_shift(book, config, ctx, baseline, shift, axis, None)
         if second is not None:
-            _add_shift(book, config, ctx, baseline, shift, axis, second)
+            lines[f"{shift}/multi_id"] = _add_shift(book, config, ctx, baseline, shift, axis, second)
     source = baseline.source if baseline else f"models of this run: {', '.join(config.baseline_models)}"
     for record in records.values():
         record.details["effective_robustness"] = {"baseline": source, "lines": lines, "skipped": dict(axes.skipped)}

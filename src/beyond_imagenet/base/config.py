@@ -296,6 +296,8 @@ def _check_robustness(config: RobustnessConfig, datasets: dict, models: list[str
     where = "params: analyses.robustness"
     if config.baseline == "models" and len(config.baseline_models) < 3:
         raise ParamsError(f"{where}.baseline_models must list >= 3 models for baseline: models (5 or more advised)")
+    if len(set(config.baseline_models)) != len(config.baseline_models):
+        raise ParamsError(f"{where}.baseline_models lists a model twice: {config.baseline_models}")
     strangers = [m for m in config.baseline_models if m not in models]
     if strangers:
         raise ParamsError(f"{where}.baseline_models names {strangers}, which are not in `models`; add them there")

@@ -60,8 +60,13 @@ def replicates_path(json_path: str | Path) -> Path:
 
 
 def save_record(record: ResultRecord, path: str | Path) -> Path:
-    """Write one record (JSON) and, if it has any, its replicates (``.replicates.npz``), each atomically."""
-    if record.replicates:
+    """Write one record (JSON) and, if it has any, its replicates (``.replicates.npz``), each atomically.
+
+    A record without replicates removes replicates left beside ``path`` by an earlier version of it.
+    """
+    if not record.replicates:
+        replicates_path(path).unlink(missing_ok=True)
+    else:
         names = list(record.replicates)
         buffer = io.BytesIO()
         np.savez(buffer, names=np.array(names), values=np.stack([record.replicates[n] for n in names]))

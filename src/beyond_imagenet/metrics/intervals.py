@@ -80,7 +80,7 @@ def standard_error_p(differences: np.ndarray, estimate: float) -> float:
     if d.size < 2 or not np.isfinite(estimate):
         return float("nan")
     spread = float(np.std(d, ddof=1))
-    if spread == 0.0:
+    if spread <= 1e-12 * max(1.0, float(np.abs(d).max())):  # equal values up to rounding: std would be ~1e-17
         return float("nan")  # no sampling variation at all: the bootstrap cannot test this difference
     return float(2.0 * stats.norm.sf(abs(estimate) / spread))
 

@@ -31,7 +31,7 @@ import numpy as np
 from beyond_imagenet.base.config import StatisticsConfig
 from beyond_imagenet.base.errors import UserError
 from beyond_imagenet.base.hashing import safe_name
-from beyond_imagenet.base.record import ResultRecord, replicates_path, save_record
+from beyond_imagenet.base.record import ResultRecord, save_record
 from beyond_imagenet.data.vtab.tasks import GROUPS, PRESETS
 from beyond_imagenet.metrics.estimates import Estimate, EstimateBook, Key, attach, mean_of
 from beyond_imagenet.metrics.resampling import LinearStatistic, ResamplePlan, ids_digest, mean_statistic
@@ -41,13 +41,6 @@ log = logging.getLogger(__name__)
 
 SUMMARY_ANALYSIS = "vtab"
 TASK_METRICS = ("top1", "mean_per_class_recall")
-
-
-def write_record(record: ResultRecord, path: Path) -> Path:
-    """``save_record`` (JSON + replicates), removing replicates left from an earlier version of the record."""
-    if not record.replicates:
-        replicates_path(path).unlink(missing_ok=True)
-    return save_record(record, path)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -202,10 +195,10 @@ def attach_vtab_intervals(
         for record in mine:
             attach(record, _split(estimates, [f"vtab/{record.dataset}/{m}" for m in TASK_METRICS]))
             if records_dir is not None:
-                write_record(record, records_dir / safe_name(model) / f"{record.dataset}.json")
+                save_record(record, records_dir / safe_name(model) / f"{record.dataset}.json")
         summary = summary_record(table, model, mine, statistics)
         attach(summary, _split(estimates, list(summary.metrics)))
         if records_dir is not None:
-            write_record(summary, summary_path(records_dir, model, table.preset))
+            save_record(summary, summary_path(records_dir, model, table.preset))
         summaries.append(summary)
     return summaries

@@ -26,11 +26,10 @@ from beyond_imagenet.base.config import TransferConfig, section_as_dict
 from beyond_imagenet.base.files import atomic_open
 from beyond_imagenet.base.hashing import config_hash, safe_name
 from beyond_imagenet.base.provenance import environment_record
-from beyond_imagenet.base.record import ResultRecord
+from beyond_imagenet.base.record import ResultRecord, save_record
 from beyond_imagenet.inference.engine import resolve_accelerator
 from beyond_imagenet.inference.features import FeatureJob, load_features
 from beyond_imagenet.models.catalogue import resolve_model
-from beyond_imagenet.probe.estimates import write_record
 from beyond_imagenet.probe.linear import ProbeConfig
 from beyond_imagenet.probe.outputs import ProbeOutputs
 from beyond_imagenet.probe.search import ProbeSearchResult, SearchSpace, tune_and_evaluate
@@ -204,7 +203,7 @@ def probe_task(
     predictions = _save_predictions(out.predictions / safe_name(model_id) / f"{task.name}.npz", data["test"], result)
     paths = {"protocol": protocol, "digest": digest, "predictions": predictions, "study": study}
     record = probe_record(task_plan, plan, model_id, result, caches, paths)
-    write_record(record, record_path)  # intervals come with the aggregate (probe.estimates)
+    save_record(record, record_path)  # intervals come with the aggregate (probe.estimates)
     if tracker:
         tracker.finish(record)
     top1, recall = (record.metrics[f"vtab/{task.name}/{k}"] for k in ("top1", "mean_per_class_recall"))

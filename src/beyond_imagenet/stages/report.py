@@ -43,7 +43,7 @@ def run_report(args: argparse.Namespace) -> None:
         r for r in load_model_records(paths.vtab.records, params.models, preset.names) if r.analysis == "vtab_probe"
     ]
     vtab = vtab_section(vtab_records, preset.name, params.models, _not_run(paths))
-    differences = differences_section(comparisons, params.statistics.significance)
+    differences = differences_section(comparisons, params.statistics.significance, params.statistics.holm_family)
     written = write_report(results, records, paths.reports, [vtab, differences])
     print("\n".join(str(p) for p in written))
     if not args.no_mlflow:
