@@ -13,17 +13,23 @@ logits, and ImageNet-C's alone are 75 x 50,000 x 1000 float32 = 15 GB per model.
 - the 19 VTAB tasks of the clipbench19 preset at their test sizes (711 .. 73,728; the CLEVR, dSprites and smallNORB
   pairs share their images, hence their plan): top-1 and mean per-class recall (``probe.estimates.recall_statistic``).
 
-Phases (wall seconds, summed over image sets): ``plans`` (``image_plan`` / ``balanced_strata``), ``statistics`` (the
-builders), ``bootstrap`` (one ``bootstrap`` call per model per image set, every statistic of the set sharing the
-draws, as the probe stage does; ``--pool-models``: one call per image set for all models, as an analysis' estimate
-book does), ``intervals`` (Clopper-Pearson for accuracies, else the bootstrap interval), ``derived`` (ImageNet-C
-means and mCE, VTAB group means and Overall: replicate-wise combinations), ``records`` (``ResultRecord`` +
-``attach``), then ``comparisons_table``, ``rankings_table`` and ``results_table`` over every record. ``generate``
-(synthetic data) and the imports are timed but are not part of the target. Peak memory: ``getrusage`` ``ru_maxrss``
-(the process's peak resident set, imports included); ``--tracemalloc`` adds Python's traced peak (numpy arrays
-included) but slows the Python-heavy phases, so its timings are not the target's.
+Phases (wall and CPU seconds, summed over image sets): ``plans`` (``image_plan`` / ``balanced_strata``),
+``statistics`` (the builders), ``bootstrap`` (``bootstrap``, every statistic of an image set sharing the draws),
+``intervals`` (Clopper-Pearson for accuracies, else the bootstrap interval), ``derived`` (ImageNet-C means and mCE,
+VTAB group means and Overall: replicate-wise combinations), ``records`` (``ResultRecord`` + ``attach``), then
+``comparisons_table``, ``rankings_table`` and ``results_table`` over every record. ``generate`` (synthetic data) and
+the imports are timed but are not part of the target.
 
-Usage: ``.venv/bin/python benchmarks/intervals_speed.py [--scale 1.0] [--resamples 1000] [--pool-models]
+Bootstrap calls (``--grouping``): ``model`` (default) one call per model per image set; ``set`` one call per image
+set for all models, as an analysis' ``EstimateBook`` does; ``pipeline`` as the code does today: ``set`` for the
+ImageNet and cue-conflict sets, ``model`` for VTAB (``probe.estimates.model_estimates`` keeps one book per model).
+The draws depend on the plan alone, so every grouping gives the same replicates.
+
+Peak memory: ``getrusage`` ``ru_maxrss`` (the process's peak resident set, imports included, and after each image
+set); ``--tracemalloc`` adds Python's traced peak (numpy arrays included) but slows the Python-heavy phases, so its
+timings are not the target's.
+
+Usage: ``.venv/bin/python benchmarks/intervals_speed.py [--scale 1.0] [--resamples 1000] [--grouping model|set|pipeline]
 [--out benchmarks/intervals_speed.json]``. Targets: statistics total < 2 min and peak RSS < 4 GiB on a CPU machine.
 """
 
@@ -59,7 +65,11 @@ SHIFTS = {  # dataset: (images, classes, per class when resampled within class, 
 }
 MIN_IMAGES = 40  # smallest set at a tiny --scale (over images)
 VTAB_PRESET = "clipbench19"
-GROUPING = {False: "one call per model per image set", True: "one call per image set for all models"}
+GROUPING = {
+    "model": "one call per model per image set",
+    "set": "one call per image set for all models",
+    "pipeline": "as the pipeline: one call per image set for all models (ImageNet, cue-conflict), per model (VTAB)",
+}
 LOGITS_BYTES_C = 75 * 50_000 * 1000 * 4  # ImageNet-C logits of one model, float32
 
 
@@ -114,6 +124,7 @@ class ImageSet:
     simulate: Callable[[np.random.Generator, str], dict]
     statistics: Callable[[dict], dict[str, Stat]]
     info: dict = field(default_factory=dict)
+    pooled_in_pipeline: bool = True  # the pipeline bootstraps all models together (an analysis' EstimateBook)
 
 
 def scaled(n: int, scale: float, minimum: int) -> int:
@@ -271,7 +282,7 @@ def vtab_source_set(source: str, tasks: list, scale: float) -> ImageSet:
 
     ids = [f"vtab/{source}/test/{i}" for i in range(n)]
     info = {"images": n, "tasks": {t.name: t.num_classes for t in tasks}}
-    return ImageSet(f"vtab/{source}", ids, None, simulate, statistics, info)
+    return ImageSet(f"vtab/{source}", ids, None, simulate, statistics, info, pooled_in_pipeline=False)
 
 
 def image_sets(scale: float) -> list[ImageSet]:
@@ -315,11 +326,11 @@ def estimate_of(stat: Stat, replicates: np.ndarray, plan, args: argparse.Namespa
                     args.level)  # fmt: skip
 
 
-def bootstrap_set(plan, stats: dict[str, dict[str, Stat]], run: Run) -> dict[str, dict[str, np.ndarray]]:
-    """Replicates per model and metric: one call per model, or one for all models (``--pool-models``)."""
+def bootstrap_set(plan, stats: dict[str, dict[str, Stat]], run: Run, pooled: bool) -> dict[str, dict[str, np.ndarray]]:
+    """Replicates per model and metric: one call per model, or one for all models (``pooled``)."""
     from beyond_imagenet.metrics.resampling import bootstrap
 
-    if run.args.pool_models:
+    if pooled:
         run.bootstrap_calls += 1
         pooled = bootstrap(plan, {f"{m}|{k}": s.statistic for m, mine in stats.items() for k, s in mine.items()})
         out: dict[str, dict[str, np.ndarray]] = defaultdict(dict)
@@ -347,8 +358,11 @@ def process_set(image_set: ImageSet, run: Run, models: tuple[str, ...]) -> None:
         with clock.phase("statistics"):
             stats[model] = image_set.statistics(data)
         del data
+    start, cpu = time.perf_counter(), time.process_time()
     with clock.phase("bootstrap"):
-        replicates = bootstrap_set(plan, stats, run)
+        pooled = args.grouping == "set" or (args.grouping == "pipeline" and image_set.pooled_in_pipeline)
+        replicates = bootstrap_set(plan, stats, run, pooled)
+    spent = {"bootstrap_s": time.perf_counter() - start, "bootstrap_cpu_s": time.process_time() - cpu}
     with clock.phase("intervals"):
         for model, mine in stats.items():
             for name, stat in mine.items():
@@ -357,7 +371,7 @@ def process_set(image_set: ImageSet, run: Run, models: tuple[str, ...]) -> None:
     mine = [s.statistic.columns for s in stats[models[0]].values()]
     run.sets.append({"name": image_set.name, **image_set.info, "plan": plan.method, "resamples": plan.resamples,
                      "statistics_per_model": len(mine), "columns_per_model": sum(c.shape[1] for c in mine),
-                     "stacked_columns_mib_per_model": sum(c.nbytes for c in mine) / 2**20})  # fmt: skip
+                     "stacked_columns_mib_per_model": sum(c.nbytes for c in mine) / 2**20, **spent})  # fmt: skip
     clock.mark(image_set.name)
 
 
@@ -497,7 +511,7 @@ def summary(run: Run, records: list, out: dict, host: dict, imports_s: float, wa
         "seed": args.seed,
         "level": args.level,
         "method": args.method,
-        "bootstrap_grouping": GROUPING[args.pool_models],
+        "bootstrap_grouping": GROUPING[args.grouping],
         "models": list(MODELS),
         "image_sets": run.sets,
         "counts": counts(run, records, out),
@@ -555,7 +569,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--level", type=float, default=0.95)
     parser.add_argument("--method", choices=["percentile", "basic"], default="percentile")
-    parser.add_argument("--pool-models", action="store_true", help="one bootstrap call per image set for all models")
+    parser.add_argument("--grouping", choices=list(GROUPING), default="model", help="bootstrap calls: per model per "
+                        "image set, per image set for all models, or as the pipeline does")  # fmt: skip
     parser.add_argument("--tracemalloc", action="store_true", help="also trace Python allocations (slower)")
     parser.add_argument("--out", type=Path, default=OUTPUT)
     args = parser.parse_args(argv)

@@ -44,7 +44,7 @@ def test_json_is_written_with_every_section(tiny):
         assert key in written, key
     assert written["scale"] == 0.002 and written["resamples"] == 100
     assert "logits" in written["excluded"] and "15.0 GB" in written["excluded"]
-    assert written["bootstrap_grouping"] == "one call per model per image set"
+    assert written["bootstrap_grouping"] == "one call per model per image set"  # the default
 
 
 def test_counts_are_consistent(bench, tiny):
@@ -94,13 +94,15 @@ def test_phases_memory_machine_and_targets(bench, tiny):
     assert targets["pass"] == (targets["total_pass"] and targets["peak_pass"])
 
 
-def test_pooling_models_draws_the_same_resamples(bench, tiny, tmp_path):
+@pytest.mark.parametrize(("grouping", "calls_per_set"), [("set", lambda s: 1), ("pipeline", lambda s: 4 if s else 1)])
+def test_grouping_draws_the_same_resamples(bench, tiny, tmp_path, grouping, calls_per_set):
     _, per_model = tiny
-    pooled = bench.main([*TINY, "--pool-models", "--out", str(tmp_path / "pooled.json")])
-    assert pooled["bootstrap_grouping"] == "one call per image set for all models"
-    assert pooled["counts"]["bootstrap_calls"] == len(pooled["image_sets"])
+    other = bench.main([*TINY, "--grouping", grouping, "--out", str(tmp_path / f"{grouping}.json")])
+    assert other["bootstrap_grouping"] == bench.GROUPING[grouping]
+    expected = sum(calls_per_set(s["name"].startswith("vtab/")) for s in other["image_sets"])
+    assert other["counts"]["bootstrap_calls"] == expected
     for key in ("comparisons", "ranking_rows", "metrics_with_replicates_per_model", "comparisons_real"):
-        assert pooled["counts"][key] == per_model["counts"][key], key  # the draws depend on the plan alone
+        assert other["counts"][key] == per_model["counts"][key], key  # the draws depend on the plan alone
 
 
 @pytest.mark.parametrize("argv", [["--scale", "0"], ["--scale", "1.5"], ["--resamples", "50"]])

@@ -55,23 +55,28 @@ class ResamplePlan:
         digest = int.from_bytes(hashlib.sha256(self.key.encode()).digest()[:8], "little")
         return np.random.default_rng([self.seed, digest])
 
-    def _draw(self, rng: np.random.Generator, b: int) -> np.ndarray:
-        """[b, n] image indices of ``b`` resamples."""
+    def _strata_layout(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(image order sorted by class, start of each sorted image's class, that class's size); None over images."""
         if self.strata is None:
-            return rng.integers(0, self.n, size=(b, self.n))
+            return None
         order = np.argsort(self.strata, kind="stable")
         _, starts, sizes = np.unique(self.strata[order], return_index=True, return_counts=True)
-        first = np.repeat(starts, sizes)  # for each sorted position: where its class starts
-        size = np.repeat(sizes, sizes)
+        return order, np.repeat(starts, sizes), np.repeat(sizes, sizes)
+
+    def _draw(self, rng: np.random.Generator, b: int, layout: tuple | None) -> np.ndarray:
+        """[b, n] image indices of ``b`` resamples."""
+        if layout is None:
+            return rng.integers(0, self.n, size=(b, self.n))
+        order, first, size = layout
         offsets = np.floor(rng.random((b, self.n)) * size).astype(np.int64)
         return order[first + offsets]
 
     def counts(self) -> Iterator[np.ndarray]:
         """Count matrices [b, n] (float64) of successive chunks of resamples: how often each image is drawn."""
-        rng = self._rng()
+        rng, layout = self._rng(), self._strata_layout()
         for start in range(0, self.resamples, CHUNK):
             b = min(CHUNK, self.resamples - start)
-            flat = self._draw(rng, b) + (np.arange(b) * self.n)[:, None]
+            flat = self._draw(rng, b, layout) + (np.arange(b) * self.n)[:, None]
             yield np.bincount(flat.ravel(), minlength=b * self.n).reshape(b, self.n).astype(np.float64)
 
 
@@ -113,22 +118,40 @@ class LinearStatistic:
         return float(self.reduce(self.columns.sum(axis=0, keepdims=True))[0])
 
 
+def _distinct_columns(statistics: Mapping[str, LinearStatistic]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The statistics' columns without repeats ([k, n], float64) and, per statistic, the rows of its columns.
+
+    Statistics of one image set share many columns (every mean's column of ones, ImageNet-X's denominators), so
+    the product is taken once per distinct column.
+    """
+    rows: dict[bytes, int] = {}
+    distinct: list[np.ndarray] = []
+    where: dict[str, np.ndarray] = {}
+    for name, statistic in statistics.items():
+        columns = np.asarray(statistic.columns, dtype=np.float64)
+        picks = []
+        for j in range(columns.shape[1]):
+            column = np.ascontiguousarray(columns[:, j])
+            picks.append(rows.setdefault(column.tobytes(), len(distinct)))
+            if picks[-1] == len(distinct):
+                distinct.append(column)
+        where[name] = np.array(picks, dtype=np.int64)
+    return np.stack(distinct), where
+
+
 def bootstrap(plan: ResamplePlan, statistics: Mapping[str, LinearStatistic]) -> dict[str, np.ndarray]:
     """Replicates [resamples] of every statistic on the plan's resamples (the statistics share the draws)."""
-    names = list(statistics)
-    if not names:
+    if not statistics:
         return {}
-    widths = [statistics[n].columns.shape[1] for n in names]
-    for name in names:
-        if statistics[name].columns.shape[0] != plan.n:
-            raise ValueError(f"statistic {name!r} has {statistics[name].columns.shape[0]} rows, the plan {plan.n}")
-    stacked = np.concatenate([np.asarray(statistics[n].columns, dtype=np.float64) for n in names], axis=1)
-    bounds = np.cumsum([0, *widths])
-    parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    for name, statistic in statistics.items():
+        if statistic.columns.shape[0] != plan.n:
+            raise ValueError(f"statistic {name!r} has {statistic.columns.shape[0]} rows, the plan {plan.n}")
+    distinct, where = _distinct_columns(statistics)
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in statistics}
     for counts in plan.counts():
-        sums = counts @ stacked
-        for name, lo, hi in zip(names, bounds[:-1], bounds[1:], strict=True):
-            parts[name].append(np.asarray(statistics[name].reduce(sums[:, lo:hi]), dtype=np.float64))
+        sums = (distinct @ counts.T).T  # [b, k]; this operand order keeps BLAS fast on a loaded machine
+        for name, statistic in statistics.items():
+            parts[name].append(np.asarray(statistic.reduce(sums[:, where[name]]), dtype=np.float64))
     return {name: np.concatenate(chunks) for name, chunks in parts.items()}
 
 
