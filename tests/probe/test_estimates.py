@@ -159,6 +159,7 @@ def test_summary_values_equal_table3(aggregated):
         assert stored.metrics == expected == summaries[model].metrics  # exactly the Table 3 numbers
         assert stored.analysis == "vtab" and stored.dataset == PRESET and set(stored.intervals) == set(expected)
         assert stored.provenance["tasks"] == list(row.tasks)
+        assert stored.provenance["model"] == {"id": model}  # a dict like every record's (the task records have none)
         assert stored.provenance["protocol_hashes"] == {t: f"hash-{model}-{t}" for t in row.tasks}
     assert set(summaries[MODELS[0]].metrics) == {"vtab/natural", "vtab/specialized", "vtab/structured", "vtab/overall"}
     assert set(summaries[MODELS[1]].metrics) == {"vtab/natural", "vtab/specialized"}  # kitti missing: left out

@@ -154,6 +154,8 @@ def test_model_facts_from_catalogue_else_provenance():
     assert model_facts(ResultRecord("accuracy", D, "d", {}))["display_name"] == "ConvNeXt-clip"
     mine = ResultRecord("accuracy", "hf:me/mine", "d", {}, provenance={"model": {"family": "f", "paradigm": "p"}})
     assert model_facts(mine) == {"display_name": "hf:me/mine", "family": "f", "paradigm": "p", "weights_id": ""}
+    named = ResultRecord("vtab", A, "clipbench19", {}, provenance={"model": A})  # a bare id (older VTAB summaries)
+    assert model_facts(named)["weights_id"] == "timm:deit3_base_patch16_224.fb_in22k_ft_in1k"
 
 
 def test_config_hash_follows_params_and_cache_hashes_not_the_model():

@@ -166,7 +166,7 @@ def summary_record(table: Table3, model: str, records: Sequence[ResultRecord], s
         params={"metric": "top1", "overall": "mean of the preset's tasks", "statistics": asdict(statistics)},
         details={"task_groups": {g: list(table.task_groups[g]) for g in GROUPS}, "missing": list(row.missing)},
         provenance={
-            "model": model,
+            "model": next((r.provenance["model"] for r in records if "model" in r.provenance), {"id": model}),
             "preset": table.preset,
             "tasks": list(row.tasks),
             "protocol_hashes": {r.dataset: r.provenance.get("protocol_hash") for r in records},

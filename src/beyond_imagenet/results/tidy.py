@@ -67,7 +67,8 @@ def config_hash(record: ResultRecord) -> str:
 
 def model_facts(record: ResultRecord) -> dict[str, str]:
     """Display name, family, paradigm and weights id: from the catalogue, else from the record's provenance."""
-    model = record.provenance.get("model") or {}
+    model = record.provenance.get("model")
+    model = model if isinstance(model, dict) else {}
     try:
         spec = resolve_model(record.model_id)
     except UnknownNameError:
