@@ -117,7 +117,7 @@ HOLM_FAMILIES = {
 
 
 def differences_section(comparisons: pd.DataFrame, significance: float, holm_family: str = "section") -> str:
-    """The real differences (Holm-adjusted p below ``significance``), by Holm family, best supported first."""
+    """The real differences (Holm-adjusted p below ``significance``, interval without 0), by family, best first."""
     if comparisons.empty:
         return ""
     real = comparisons[comparisons["real"].astype(bool)].sort_values(["holm_family", "p_holm"])
@@ -125,7 +125,8 @@ def differences_section(comparisons: pd.DataFrame, significance: float, holm_fam
         "## Differences between models that are real",
         "",
         f"{len(real)} of {len(comparisons)} paired comparisons have a Holm-adjusted p-value below {significance} "
-        f"(same images for both models; {HOLM_FAMILIES[holm_family]}). All are in comparisons.csv.",
+        f"and an interval without 0 (same images for both models; {HOLM_FAMILIES[holm_family]}). "
+        "All are in comparisons.csv.",
         "",
     ]
     for row in real.head(MAX_DIFFERENCES).to_dict("records"):

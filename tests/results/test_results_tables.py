@@ -321,20 +321,38 @@ def test_holm_families_differ_and_all_is_the_most_conservative():
     assert tables["metric"].loc[smallest, "p_holm"] == pytest.approx(3 * tables["metric"].loc[smallest, "p_value"])
 
 
-def test_real_iff_holm_p_below_significance():
+def test_real_iff_holm_p_below_significance_and_the_interval_excludes_zero():
     records, _ = _design_records()
     table = comparisons_table(records, STATS)
     assert table["real"].dtype == bool
-    assert (table["real"] == (table["p_holm"] < STATS.significance)).all()
+    excludes_zero = (table["ci_low"] > 0) | (table["ci_high"] < 0)
+    assert (table["real"] == ((table["p_holm"] < STATS.significance) & excludes_zero)).all()
     rows = _rows(table)
     assert rows[("accuracy/imagenet_val/top1", A, B)]["real"]  # 2 points, se 0.42
     assert not rows[("accuracy/imagenet_val/top1", B, C)]["real"]  # 0.1 point
     # moving the threshold around one comparison's adjusted p flips that comparison only
-    row = rows[("accuracy/imagenet_v2/top1", A, B)]
+    movable = table[excludes_zero & (table["p_holm"] > 1e-12) & (table["p_holm"] < 0.5)]
+    row = movable.iloc[0]
+    key = (row["name"], row["model_a"], row["model_b"])
     for significance, expected in ((row["p_holm"] * 1.001, True), (row["p_holm"] * 0.999, False)):
         stats = StatisticsConfig(resamples=N_REPLICATES, significance=significance)
-        flipped = _rows(comparisons_table(records, stats))[("accuracy/imagenet_v2/top1", A, B)]
+        flipped = _rows(comparisons_table(records, stats))[key]
         assert bool(flipped["real"]) is expected
+
+
+def test_a_skewed_difference_whose_interval_holds_zero_is_not_real():
+    # 95% of the differences near +1, a 5% tail at -0.5: z = 1 / sd gives p ~ 0.001, the percentile interval holds 0
+    rng = np.random.default_rng(3)
+    base = rng.normal(0.5, 0.05, N_REPLICATES)
+    diffs = np.where(np.arange(N_REPLICATES) < N_REPLICATES // 20, -0.5, 1.0 + rng.normal(0, 0.02, N_REPLICATES))
+    name = "calibration/imagenet_r/ece"
+    records = [
+        _record(A, "calibration", "imagenet_r", {name: (1.5, base + diffs, VAL_PLAN)}),
+        _record(B, "calibration", "imagenet_r", {name: (0.5, base, VAL_PLAN)}),
+    ]
+    row = comparisons_table(records, STATS).iloc[0]
+    assert row["p_holm"] < 0.01 and row["ci_low"] < 0 < row["ci_high"]
+    assert not row["real"] and row["better"] == ""
 
 
 def test_better_follows_the_direction_and_is_empty_unless_real():

@@ -15,7 +15,7 @@ class StatisticsConfig:
     Accuracies get exact Clopper-Pearson intervals; every other metric a bootstrap interval from ``resamples``
     resamples of the images (within class where a dataset is class-balanced by design). Two models' metrics on the
     same images are compared on the same resamples; a difference is called real when its Holm-adjusted p-value is
-    below ``significance``.
+    below ``significance`` and its interval excludes 0.
     """
 
     resamples: int = 1000

@@ -2,8 +2,8 @@
 
 Two models are compared on a metric only when their replicates were drawn on the same resamples (same ``plan``):
 the bootstrap distribution of the difference then carries the pairing (the same images for both). A difference is
-*real* when its Holm-adjusted p-value is below ``statistics.significance``; Holm's family is set by
-``statistics.holm_family`` (``section``: one analysis on one dataset, i.e. one table or figure of the report).
+*real* when its Holm-adjusted p-value is below ``statistics.significance`` and its interval excludes 0; Holm's
+family is set by ``statistics.holm_family`` (``section``: one analysis on one dataset, one table or figure).
 """
 
 from __future__ import annotations
@@ -103,7 +103,8 @@ def _adjust(table: pd.DataFrame, statistics: StatisticsConfig) -> pd.DataFrame:
         p = table.loc[index, "p_value"].to_numpy(dtype=np.float64)
         table.loc[index, "p_holm"] = holm(p)
         table.loc[index, "family_size"] = int(np.isfinite(p).sum())
-    table["real"] = table["p_holm"] < statistics.significance
+    excludes_zero = (table["ci_low"] > 0) | (table["ci_high"] < 0)  # a skewed bootstrap can disagree with the p
+    table["real"] = (table["p_holm"] < statistics.significance) & excludes_zero
     table["better"] = [_better(row) for row in table.to_dict("records")]
     return table[list(COMPARISON_COLUMNS)]
 
