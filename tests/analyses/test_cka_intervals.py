@@ -80,7 +80,7 @@ def test_every_summary_gets_an_interval_on_one_paired_plan():
         for metric in summaries:
             interval = record.intervals[metric]
             assert (interval["n"], interval["plan"]) == (5, plan.name)
-            assert interval["method"].startswith("bootstrap percentile")
+            assert interval["method"] == "bootstrap percentile (over minibatches)"
             assert interval["low"] <= interval["high"]
             assert record.replicates[metric].shape == (200,)
         assert record.details["intervals"] == {

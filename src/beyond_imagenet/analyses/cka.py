@@ -114,7 +114,7 @@ def minibatch_plan(
     if batches < 2:
         return None
     key = f"cka:{ids_digest(sample_ids)}:batch{batch_size}/minibatches"
-    return ResamplePlan(key, batches, statistics.resamples, statistics.seed)
+    return ResamplePlan(key, batches, statistics.resamples, statistics.seed, unit="minibatches")
 
 
 def interval_details(plan: ResamplePlan | None, batches: int) -> dict:

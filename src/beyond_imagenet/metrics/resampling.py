@@ -33,6 +33,7 @@ class ResamplePlan:
         resamples: number of bootstrap resamples.
         seed: the statistics seed (params ``statistics.seed``).
         strata: the class of each image when resampling within class, else None.
+        unit: what is resampled, for records (``images``; ``minibatches`` for CKA, ``models`` for a baseline).
     """
 
     key: str
@@ -40,6 +41,7 @@ class ResamplePlan:
     resamples: int
     seed: int
     strata: np.ndarray | None = field(default=None, compare=False, repr=False)
+    unit: str = field(default="images", compare=False)
 
     @property
     def name(self) -> str:
@@ -48,8 +50,8 @@ class ResamplePlan:
 
     @property
     def method(self) -> str:
-        """How images are drawn, for records: ``over images`` or ``within class``."""
-        return "within class" if self.strata is not None else "over images"
+        """How the units are drawn, for records: ``within class`` or ``over images`` (``over minibatches``, ...)."""
+        return "within class" if self.strata is not None else f"over {self.unit}"
 
     def _rng(self) -> np.random.Generator:
         digest = int.from_bytes(hashlib.sha256(self.key.encode()).digest()[:8], "little")
