@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import open_clip
 import pytest
 import torch
 
 from beyond_imagenet.data.label_space import imagenet_wnids
 from beyond_imagenet.models import zeroshot
-from beyond_imagenet.models.build import build_backbone
+from beyond_imagenet.models.backends import backend_for
+from beyond_imagenet.models.build import build_at_resolution, build_backbone, spec_at_resolution
 from beyond_imagenet.models.catalogue import CATALOGUE
 from beyond_imagenet.models.zeroshot import (
     build_zeroshot_weights,
@@ -126,3 +129,17 @@ def test_different_class_list_gives_different_key_and_file(clip_model, tmp_path)
     assert info["head_key"] == head_key(SPEC, other)
     torch.testing.assert_close(second, first[:, :2], rtol=0, atol=1e-6)  # same classes -> same columns
     assert len(list((tmp_path / "zeroshot_heads").rglob("*.pt"))) == 2
+
+
+def test_resolution_sweep_specs_share_one_head(clip_model):
+    # the head is the text tower's: the sweep's specs (vision_cfg.image_size = r) reuse it; the text config does not
+    at_336 = spec_at_resolution(SPEC, 336)
+    assert at_336.custom_config["vision_cfg"]["image_size"] == 336
+    assert head_key(at_336, CLASSES) == head_key(SPEC, CLASSES)
+    tokenizer = backend_for(SPEC).tokenizer(SPEC)
+    reference = zeroshot.build_zeroshot_weights(clip_model, tokenizer, CLASSES, CPU)
+    for r in (112, 336):
+        swept = build_at_resolution(SPEC, r)[1]  # the network the sweep evaluates at r
+        torch.testing.assert_close(zeroshot.build_zeroshot_weights(swept, tokenizer, CLASSES, CPU), reference)
+    wider_text = {**SPEC.custom_config, "text_cfg": {**SPEC.custom_config["text_cfg"], "width": 96}}
+    assert head_key(dataclasses.replace(SPEC, custom_config=wider_text), CLASSES) != head_key(SPEC, CLASSES)

@@ -45,12 +45,18 @@ def openai_imagenet_classnames() -> list[str]:
 
 
 def head_key(spec: ModelSpec, classnames: Sequence[str]) -> str:
-    """Hash of everything that determines the head: weights, architecture config, names, templates."""
+    """Hash of everything that determines the head: weights, text-tower config, names, templates.
+
+    A custom config's ``vision_cfg`` is left out: the head is the text tower's, so the resolution sweep's specs
+    (``vision_cfg.image_size`` = r) share one cached head instead of building it once per resolution.
+    """
     prompts = [template("{}") for template in openai_templates()]
+    custom = spec.custom_config
+    text_config = None if custom is None else {k: v for k, v in custom.items() if k != "vision_cfg"}
     payload = json.dumps(
         {
             "weights_id": spec.weights_id,
-            "custom_config": spec.custom_config,
+            "custom_config": text_config,
             "classnames": list(classnames),
             "templates": prompts,
         },
