@@ -104,19 +104,27 @@ def run_tags(records: list[ResultRecord], stage: str) -> dict[str, str]:
     }
 
 
-INTERVAL_COLUMNS = ("dataset", "metric", "value", "low", "high", "level", "n", "method", "plan")
+INTERVAL_COLUMNS = ("metric", "value", "low", "high", "level", "n", "method", "plan", "dataset")
+
+
+def _short(value) -> str:
+    """6 significant digits for MLflow's artifact preview (records and results.csv keep full precision)."""
+    return "" if value is None or value == "" else format(value, ".6g") if isinstance(value, float) else str(value)
 
 
 def intervals_csv(records: list[ResultRecord]) -> str:
-    """The intervals of the records' metrics as CSV, one row per metric (empty bounds where a metric has none)."""
+    """The intervals of the records' metrics as CSV, one row per metric (empty bounds where a metric has none).
+
+    Metric, value and bounds come first so MLflow's preview shows them without scrolling.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(INTERVAL_COLUMNS)
     for record in records:
         for name, value in record.metrics.items():
             interval = record.intervals.get(name, {})
-            row = [interval.get(k, "") for k in ("low", "high", "level", "n", "method", "plan")]
-            writer.writerow([record.dataset, name, value, *("" if v is None else v for v in row)])
+            row = [interval.get(k) for k in ("low", "high", "level", "n", "method", "plan")]
+            writer.writerow([name, _short(float(value)), *(_short(v) for v in row), record.dataset])
     return buffer.getvalue()
 
 
