@@ -1,9 +1,10 @@
-"""Where result records live on disk: one JSON file per record, its bootstrap replicates beside it, DVC metrics.
+"""Where result records live on disk: one JSON file per record, its bootstrap replicates beside it, metrics files.
 
 Records of the ImageNet-family analyses and of the CKA stage go to ``<records>/<analysis>/<dataset>/<model>.json``;
 the probe stage keeps its own ``<records>/<model>/<task>.json`` (``probe.run``), which it also reads to reuse
 results. A record's replicates (one row per metric with an interval) go to ``<same name>.replicates.npz``.
-``metrics.json`` is ``{model_id: {namespaced metric: value}}`` for ``dvc metrics show``.
+``metrics.json`` is ``{model_id: {namespaced metric: value}}``, every metric of a stage (a plain DVC output; the DVC
+metrics are the headline file of ``results.headline``).
 """
 
 from __future__ import annotations
@@ -54,5 +55,5 @@ def metrics_by_model(records: Sequence[ResultRecord]) -> dict[str, dict[str, flo
 
 
 def write_metrics_file(records: Sequence[ResultRecord], path: str | Path) -> Path:
-    """DVC metrics: ``{model_id: {namespaced metric: value}}``, shown by ``dvc metrics show``."""
+    """A stage's metrics file: ``{model_id: {namespaced metric: value}}``, every metric of its records."""
     return atomic_write_json(path, metrics_by_model(records))

@@ -312,8 +312,8 @@ def test_fig6_bottom_bars_and_png(tmp_path) -> None:
     np.testing.assert_allclose(heights[1], [614 / 7, 88.0, 52.125, 1383 / 19])
     assert np.isnan(heights[2][2]) and np.isnan(heights[2][3]) and heights[2][0] == pytest.approx(614 / 7)
     texts = [t.get_text() for t in ax.texts]
-    assert texts.count("missing") == 2 and "72.8" in texts and "67.8" in texts
-    assert any(t.get_text() == "convnext_clip (1 task(s) missing)" for t in ax.get_legend().get_texts())
+    assert texts.count("n/a") == 2 and "72.8" in texts and "67.8" in texts
+    assert any(t.get_text() == "ConvNeXt-clip (1 task(s) missing)" for t in fig.legends[0].get_texts())
 
     path = plot_fig6_bottom(table, tmp_path / "plots" / "fig6_bottom.png")
     assert path == tmp_path / "plots" / "fig6_bottom.png"

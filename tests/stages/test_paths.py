@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 
 import pytest
 import yaml
@@ -44,19 +45,18 @@ def test_dvc_yaml_outputs_equal_the_stage_paths(dvc_stages, params_file):
     expected = {
         ("data", "outs"): [paths.manifests],
         ("inference", "outs"): [raw["inference"]["cache_dir"]],
-        ("analyze", "outs"): [paths.analyze.records],
-        ("analyze", "metrics"): [paths.analyze.metrics],
+        ("analyze", "outs"): [paths.analyze.records, paths.analyze.metrics],
         ("analyze", "plots"): [paths.analyze.figures],
-        ("cka", "outs"): [paths.cka.records, paths.cka_matrices],
-        ("cka", "metrics"): [paths.cka.metrics],
+        ("cka", "outs"): [paths.cka.records, paths.cka_matrices, paths.cka.metrics],
         ("cka", "plots"): [paths.cka.figures],
         ("vtab_features", "outs"): [raw["transfer"]["features_dir"]],
         ("probe", "outs"): [
-            paths.vtab_splits, paths.vtab.records, paths.vtab_predictions, paths.vtab_studies, paths.vtab_table3
+            paths.vtab_splits, paths.vtab.records, paths.vtab_predictions, paths.vtab_studies, paths.vtab_table3,
+            paths.vtab.metrics,
         ],
-        ("probe", "metrics"): [paths.vtab.metrics],
         ("probe", "plots"): [paths.vtab.figures],
         ("results", "outs"): [paths.results_parquet, paths.results_csv, paths.comparisons, paths.rankings],
+        ("results", "metrics"): [paths.headline],
         ("report", "outs"): [paths.reports],
     }  # fmt: skip
     for (stage, section), wanted in expected.items():
@@ -80,3 +80,16 @@ def test_moving_results_dir_moves_every_stage_output():
     for path in (paths.manifests, paths.analyze.records, paths.cka.metrics, paths.vtab_studies, paths.vtab_table3):
         assert str(path).startswith("/scratch/r/")
     assert str(paths.cka_matrices) == "/scratch/r/cka/matrices"
+
+
+def test_the_headline_file_is_the_only_dvc_metrics_and_git_keeps_it(dvc_stages):
+    """`dvc metrics show` prints the headline file alone; it is uncached and outside every git-ignored folder."""
+    metrics = [(name, entry) for name, stage in dvc_stages.items() for entry in stage.get("metrics", [])]
+    assert metrics == [("results", {"${outputs.headline}": {"cache": False}})]
+    for params_file in ("params.yaml", "configs/paper.yaml"):
+        raw = yaml.safe_load((REPO_ROOT / params_file).read_text())
+        headline = raw["outputs"]["headline"]
+        assert headline == str(stage_paths(load_params(REPO_ROOT / params_file)).headline)
+        assert not headline.startswith((raw["results_dir"] + "/", raw["reports_dir"] + "/"))
+        ignored = subprocess.run(["git", "check-ignore", "-q", headline], cwd=REPO_ROOT, check=False)
+        assert ignored.returncode == 1, f"{headline} is git-ignored"  # 1: not ignored; 0: ignored

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from beyond_imagenet.results.headline import HEADLINES
 from helpers import REPO_ROOT
 
 pytestmark = pytest.mark.slow
@@ -63,15 +64,27 @@ def test_generated_demo_data_matches_data_dvc(demo_repo):
     assert json.loads(status.stdout) == {}  # byte-identical to what data.dvc records
 
 
-def test_metrics_for_every_demo_model_in_dvc(demo_repo):
+def test_headline_metrics_are_the_dvc_metrics_for_every_demo_model(demo_repo):
     shown = json.loads(_run(["dvc", "metrics", "show", "--json"], demo_repo).stdout)
-    metrics = next(iter(shown.values()))["data"]["results/metrics.json"]["data"]
+    files = next(iter(shown.values()))["data"]
+    assert list(files) == ["metrics/headline.json"]  # the stages' full metrics.json files are plain outputs
+    headline = files["metrics/headline.json"]["data"]
+    assert sorted(headline) == sorted(f"{h.key}/{m}" for h in HEADLINES for m in DEMO_MODELS)
+    metrics = json.loads((demo_repo / "results" / "metrics.json").read_text())
+    for model in DEMO_MODELS:
+        top1 = metrics[model]["accuracy/demo_val/top1"]
+        assert headline[f"imagenet_top1/{model}"] == pytest.approx(top1, rel=1e-5)
+        assert headline[f"ece_val/{model}"] == pytest.approx(metrics[model]["calibration/demo_val/ece"], rel=1e-5)
+
+
+def test_metrics_files_of_every_demo_model(demo_repo):
+    metrics = json.loads((demo_repo / "results" / "metrics.json").read_text())
     assert sorted(metrics) == sorted(DEMO_MODELS)
     for model in DEMO_MODELS:
         assert 0.0 <= metrics[model]["calibration/demo_val/ece"] <= 1.0
         assert metrics[model]["accuracy/demo_val/n_samples"] == 400
         assert metrics[model]["accuracy/demo_val/top1"] == pytest.approx(metrics[model]["calibration/demo_val/top1"])
-    cka = next(iter(shown.values()))["data"]["results/cka/metrics.json"]["data"]
+    cka = json.loads((demo_repo / "results" / "cka" / "metrics.json").read_text())
     assert sorted(cka) == sorted(DEMO_MODELS)
     for model in DEMO_MODELS:
         assert 0.0 < cka[model]["cka/all/mean_offdiagonal"] <= 1.0 + 1e-6

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,7 @@ def _params(tmp_path, models=MODELS) -> dict:
         "tracking": {"enabled": False},
         "results_dir": str(tmp_path / "results"),
         "reports_dir": str(tmp_path / "reports"),
+        "outputs": {"headline": str(tmp_path / "metrics" / "headline.json")},  # never the repository's own
         "statistics": {"resamples": 200},
     }
 
@@ -115,7 +117,13 @@ def test_run_results_writes_the_tables_and_says_what_is_real(tmp_path, capsys):
     assert [rankings.loc[("ece", m), "rank"] for m in MODELS] == [1, 2, 3]
     out = capsys.readouterr().out
     assert "9 metric values (6 with an interval), 6 paired comparisons, 6 real (Holm-adjusted p < 0.05)" in out
-    assert str(paths.results_parquet) in out and str(paths.rankings) in out
+    assert str(paths.results_parquet) in out and str(paths.rankings) in out and str(paths.headline) in out
+    # the headline file: ImageNet val top-1 and ECE of each model (no dataset kinds in params: the name is the kind)
+    headline = json.loads(paths.headline.read_text())
+    assert headline == {
+        **{f"imagenet_top1/{m}": pytest.approx(84.0 - 2 * i) for i, m in enumerate(MODELS)},
+        **{f"ece_val/{m}": pytest.approx(0.02 + 0.02 * i) for i, m in enumerate(MODELS)},
+    }
 
 
 def test_run_results_without_records_raises_a_user_error(tmp_path):

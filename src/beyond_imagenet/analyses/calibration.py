@@ -24,6 +24,7 @@ from beyond_imagenet.metrics.calibration import (
     top1_accuracy,
 )
 from beyond_imagenet.metrics.estimates import EstimateBook, attach
+from beyond_imagenet.models.display import display_name
 
 
 def analyse_calibration(
@@ -77,7 +78,7 @@ def save_calibration_figures(
         single = save_calibration_figure(
             [panel],
             figure_path(figures_dir, "calibration", dataset, panel.model),
-            f"{panel.model} on {dataset}",
+            f"{display_name(panel.model)} on {dataset}",
         )
         record.artifacts.extend([str(single), str(combined)])
         paths.append(single)

@@ -13,7 +13,8 @@ from beyond_imagenet.analyses.estimates import dataset_plan, new_book
 from beyond_imagenet.base.config import ImageNetXConfig
 from beyond_imagenet.base.record import ResultRecord
 from beyond_imagenet.data.imagenet_x import FACTORS, load_annotations, load_val_labels
-from beyond_imagenet.figures.common import grouped_bars, save_figure
+from beyond_imagenet.figures.common import save_figure
+from beyond_imagenet.figures.imagenet_x import imagenet_x_figure
 from beyond_imagenet.metrics.estimates import EstimateBook, attach
 from beyond_imagenet.metrics.imagenet_x import (
     error_ratio_statistics,
@@ -68,7 +69,7 @@ def run_imagenet_x(config: ImageNetXConfig, ctx: AnalysisContext) -> list[Result
     for record in records:
         attach(record, estimates[record.model_id])
     path = figure_path(ctx.figures_dir, "imagenet_x", config.dataset, "all_models")
-    save_figure(grouped_bars(FACTORS, series, "Error ratio", "ImageNet-X error ratios (Fig. 2)", reference=1.0), path)
+    save_figure(imagenet_x_figure(FACTORS, series), path)
     for record in records:
         record.artifacts.append(str(path))
     return records

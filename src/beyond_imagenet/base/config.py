@@ -223,12 +223,13 @@ class OutputsConfig:
 
     dvc.yaml builds its ``outs`` and ``metrics`` from the same keys (``${results_dir}/${outputs.records}``), and the
     stages join them to ``results_dir`` in ``stages.paths``. The ``cka`` and ``vtab`` folders hold their own
-    ``records``, ``metrics`` and ``figures`` under these same names.
+    ``records``, ``metrics`` and ``figures`` under these same names. ``headline`` alone is not under ``results_dir``
+    (git-ignored): it is a path from the repository root, the pipeline's DVC metrics file, kept in git.
     """
 
     manifests: str = "manifests"  # stage data: one manifest per dataset
     records: str = "records"  # result records (JSON), one per (analysis, dataset, model)
-    metrics: str = "metrics.json"  # DVC metrics of a stage
+    metrics: str = "metrics.json"  # every metric of a stage, {model: {name: value}} (a plain output)
     figures: str = "figures"  # the paper's figures (PNG)
     cka: str = "cka"  # stage cka: records, metrics, figures and the CKA matrices
     matrices: str = "matrices"
@@ -240,6 +241,7 @@ class OutputsConfig:
     results_table: str = "results"  # stage results: results.parquet and results.csv, one row per metric
     comparisons: str = "comparisons.csv"  # every pair of models on every metric: difference, interval, p, Holm
     rankings: str = "rankings.csv"  # per metric each model's rank and rank interval
+    headline: str = "metrics/headline.json"  # stage results: the DVC metrics, ~15 per model (results/headline.py)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ def _validate_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]
 def robustness_figure(per_model: Mapping[str, Mapping[str, float]]) -> Figure:
     """Paper Fig. 6 (top): one group of bars per Table 2 column (INet-Val, then the shifts), one bar per model.
 
-    Columns no model has are left out; a model missing a column leaves a gap.
+    Columns no model has are left out; a model missing a column gets an "n/a" label, a 0 % one a visible tick
+    and "0". Models by display name and colour (``models.display``), legend below the axes.
     """
     columns = [c for c in (ID_DATASET, *TABLE2_SHIFTS) if any(c in acc for acc in per_model.values())]
     series = {str(model): [acc.get(c) for c in columns] for model, acc in per_model.items()}

@@ -17,7 +17,7 @@ from beyond_imagenet.probe.outputs import ProbeOutputs
 
 @dataclass(frozen=True)
 class StageFolder:
-    """What one stage writes under its folder: result records, its DVC metrics file and its figures."""
+    """What one stage writes under its folder: result records, its metrics file and its figures."""
 
     root: Path
     records: Path
@@ -42,6 +42,7 @@ class StagePaths:
     results_csv: Path
     comparisons: Path
     rankings: Path
+    headline: Path  # from the repository root, not under results_dir: the DVC metrics file, kept in git
     reports: Path
 
     @property
@@ -66,7 +67,7 @@ def _folder(root: Path, params: Params) -> StageFolder:
 
 
 def stage_paths(params: Params) -> StagePaths:
-    """The paths of ``params``: ``results_dir`` joined with the names of ``params.outputs``."""
+    """The paths of ``params``: ``results_dir`` joined with the names of ``params.outputs`` (``headline`` as is)."""
     results, names = Path(params.results_dir), params.outputs
     vtab = results / names.vtab
     return StagePaths(
@@ -83,5 +84,6 @@ def stage_paths(params: Params) -> StagePaths:
         results_csv=results / f"{names.results_table}.csv",
         comparisons=results / names.comparisons,
         rankings=results / names.rankings,
+        headline=Path(names.headline),
         reports=Path(params.reports_dir),
     )

@@ -1,25 +1,28 @@
 """Stage ``results``: the records of every stage -> the tidy results table, paired comparisons and rankings.
 
 Writes ``results.parquet`` and ``results.csv`` (one row per model, analysis, dataset, variant and metric, with its
-interval), ``comparisons.csv`` (every pair of models on every metric they share resamples on) and ``rankings.csv``
-(rank intervals), each atomically; then logs them to MLflow as one ``results`` run.
+interval), ``comparisons.csv`` (every pair of models on every metric they share resamples on), ``rankings.csv``
+(rank intervals) and the headline file (the pipeline's DVC metrics, ``results.headline``), each atomically; then
+logs them to MLflow as one ``results`` run.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+from pathlib import Path
 
 import pandas as pd
 
 from beyond_imagenet.base.config import Params
 from beyond_imagenet.base.errors import UserError
-from beyond_imagenet.base.files import atomic_write_bytes, atomic_write_text
+from beyond_imagenet.base.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from beyond_imagenet.base.provenance import git_state
 from beyond_imagenet.base.record import ResultRecord
 from beyond_imagenet.data.vtab.tasks import get_preset
 from beyond_imagenet.records import load_model_records, load_records
 from beyond_imagenet.results.comparisons import comparisons_table, rankings_table
+from beyond_imagenet.results.headline import dataset_kinds, headline_metrics
 from beyond_imagenet.results.tidy import results_table
 from beyond_imagenet.stages.params import load_stage_params
 from beyond_imagenet.stages.paths import StagePaths, stage_paths
@@ -61,6 +64,11 @@ def write_tables(tables: dict[str, pd.DataFrame], paths: StagePaths) -> list:
     ]
 
 
+def write_headline(results: pd.DataFrame, params: Params, paths: StagePaths) -> Path:
+    """The headline metrics of the tidy ``results`` table, written atomically as flat JSON to ``paths.headline``."""
+    return atomic_write_json(paths.headline, headline_metrics(results, dataset_kinds(params.datasets)))
+
+
 def summary_lines(tables: dict[str, pd.DataFrame], significance: float) -> list[str]:
     """What a person reads first: how many metrics and comparisons, and the differences that are real."""
     results, comparisons = tables["results"], tables["comparisons"]
@@ -81,7 +89,8 @@ def run_results(args: argparse.Namespace) -> None:
     """``beyond-imagenet results``: write the tables, print what is real, log them to MLflow."""
     params = load_stage_params(args.params)
     tables = build_tables(params)
-    written = write_tables(tables, stage_paths(params))
+    paths = stage_paths(params)
+    written = [*write_tables(tables, paths), write_headline(tables["results"], params, paths)]
     print("\n".join(summary_lines(tables, params.statistics.significance)))
     print("\n".join(str(p) for p in written))
     if not args.no_mlflow:
