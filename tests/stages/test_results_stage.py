@@ -116,7 +116,8 @@ def test_run_results_writes_the_tables_and_says_what_is_real(tmp_path, capsys):
     assert [rankings.loc[("top1", m), "rank"] for m in MODELS] == [1, 2, 3]
     assert [rankings.loc[("ece", m), "rank"] for m in MODELS] == [1, 2, 3]
     out = capsys.readouterr().out
-    assert "9 metric values (6 with an interval), 6 paired comparisons, 6 real (Holm-adjusted p < 0.05)" in out
+    summary = "9 metric values (6 with an interval), 6 paired comparisons, 6 real (Holm-adjusted p < 0.05, interval"
+    assert f"{summary} without 0)" in out
     assert str(paths.results_parquet) in out and str(paths.rankings) in out and str(paths.headline) in out
     # the headline file: ImageNet val top-1 and ECE of each model (no dataset kinds in params: the name is the kind)
     headline = json.loads(paths.headline.read_text())
@@ -155,7 +156,8 @@ def test_summary_lines_list_the_real_differences_best_first():
     results = pd.DataFrame({"ci_low": [1.0, np.nan, 0.5]})
     lines = summary_lines({"results": results, "comparisons": comparisons}, 0.05)
     assert lines == [
-        "3 metric values (2 with an interval), 3 paired comparisons, 2 real (Holm-adjusted p < 0.05)",
+        "3 metric values (2 with an interval), 3 paired comparisons, 2 real "
+        "(Holm-adjusted p < 0.05, interval without 0)",
         "  calibration/d calibration/d/ece: a - b = -0.02 [-0.03, -0.01], p_holm=0.0001",
         "  accuracy/d accuracy/d/top1: a - b = 2 [1.25, 2.75], p_holm=0.004",
     ]

@@ -29,9 +29,11 @@ ZERO_LABEL = "0"
 
 
 def save_figure(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig`` as PNG atomically and release it."""
+    """Write ``fig`` as PNG atomically and release it; the canvas grows to hold an outside legend (never clipped)."""
     FigureCanvasAgg(fig)
-    saved = atomic_write_with(path, lambda handle: fig.savefig(handle, format="png", dpi=100))
+    saved = atomic_write_with(
+        path, lambda handle: fig.savefig(handle, format="png", dpi=100, bbox_inches="tight", pad_inches=0.1)
+    )
     fig.clear()
     return saved
 

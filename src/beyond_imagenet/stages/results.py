@@ -75,7 +75,8 @@ def summary_lines(tables: dict[str, pd.DataFrame], significance: float) -> list[
     real = comparisons[comparisons["real"]]
     lines = [
         f"{len(results)} metric values ({results['ci_low'].notna().sum()} with an interval), "
-        f"{len(comparisons)} paired comparisons, {len(real)} real (Holm-adjusted p < {significance})"
+        f"{len(comparisons)} paired comparisons, "
+        f"{len(real)} real (Holm-adjusted p < {significance}, interval without 0)"
     ]
     for row in real.sort_values("p_holm").head(10).to_dict("records"):
         lines.append(
