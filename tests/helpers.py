@@ -2,10 +2,33 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+@contextmanager
+def loaded_script(path: Path, name: str) -> Iterator[ModuleType]:
+    """A script outside the package (``benchmarks/*.py``) imported as module ``name``, unregistered afterwards."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop(name, None)
+
+
+def sample_ids(n: int, prefix: str = "img") -> list[str]:
+    """``n`` distinct, ordered sample ids (``img000000``, ...)."""
+    return [f"{prefix}{i:06d}" for i in range(n)]
 
 
 def small_pass_params(root: Path, cache_dir: Path, models: list[str], **inference) -> dict:

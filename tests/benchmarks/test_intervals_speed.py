@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 
 import numpy as np
 import pytest
 
-from helpers import REPO_ROOT
+from helpers import REPO_ROOT, loaded_script
 
 SCRIPT = REPO_ROOT / "benchmarks" / "intervals_speed.py"
 TINY = ["--scale", "0.002", "--resamples", "100"]
@@ -19,14 +17,8 @@ DERIVED_PER_MODEL = 2 + 15 + 1 + 1 + 4  # ImageNet-C top-1/top-5 means, per-corr
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_intervals_speed", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
+    with loaded_script(SCRIPT, "bench_intervals_speed") as module:
         yield module
-    finally:
-        sys.modules.pop(spec.name, None)
 
 
 @pytest.fixture(scope="module")

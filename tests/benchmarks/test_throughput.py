@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from helpers import REPO_ROOT
+from helpers import REPO_ROOT, loaded_script
 
 SCRIPT = REPO_ROOT / "benchmarks" / "throughput.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_throughput", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
+    with loaded_script(SCRIPT, "bench_throughput") as module:
         yield module
-    finally:
-        sys.modules.pop(spec.name, None)
 
 
 def test_generated_jpegs_are_imagenet_like_and_reused(bench, tmp_path):

@@ -22,10 +22,7 @@ from beyond_imagenet.metrics.intervals import (
     two_sided_p,
 )
 from beyond_imagenet.metrics.resampling import bootstrap, image_plan, mean_statistic
-
-
-def _ids(n: int, prefix: str = "img") -> list[str]:
-    return [f"{prefix}{i:06d}" for i in range(n)]
+from helpers import sample_ids
 
 
 def _correlated_pair(
@@ -50,7 +47,7 @@ def test_null_rejection_rate_is_nominal():
     """Equal true accuracy (76%), strongly correlated correctness: the paired test rejects 5% ± 1.5% of the time."""
     sims, n, b = 1000, 1000, 300
     rng = np.random.default_rng(13)
-    ids = _ids(n)
+    ids = sample_ids(n)
     rejections = covered = 0
     with threadpool_limits(1):
         for sim in range(sims):
@@ -73,7 +70,7 @@ def test_power_for_a_two_point_difference_on_10000_images():
     """
     sims, n, b = 100, 10_000, 150
     rng = np.random.default_rng(17)
-    ids = _ids(n)
+    ids = sample_ids(n)
     rejections = 0
     with threadpool_limits(1):
         for sim in range(sims):
@@ -92,8 +89,8 @@ def test_paired_interval_is_narrower_than_independent_resamples():
     n, b = 3000, 1000
     rng = np.random.default_rng(19)
     a, c = _correlated_pair(rng, n, 0.7, 0.68, shared=0.85)
-    plan = image_plan(_ids(n), b, seed=1)
-    other = image_plan(_ids(n, "elsewhere"), b, seed=1)  # another key: independent resamples
+    plan = image_plan(sample_ids(n), b, seed=1)
+    other = image_plan(sample_ids(n, "elsewhere"), b, seed=1)  # another key: independent resamples
     reps_a = bootstrap(plan, {"a": mean_statistic(a)})["a"]
     reps_b_paired = bootstrap(plan, {"b": mean_statistic(c)})["b"]
     reps_b_independent = bootstrap(other, {"b": mean_statistic(c)})["b"]
@@ -209,7 +206,7 @@ def test_rank_intervals_on_bootstrapped_models():
     u = rng.random(n)
     correct = [u < 0.9, rng.random(n) < 0.70, rng.random(n) < 0.705, u < 0.3]
     statistics = {f"m{i}": mean_statistic(c, 100.0) for i, c in enumerate(correct)}
-    replicates = bootstrap(image_plan(_ids(n), 500, seed=0), statistics)
+    replicates = bootstrap(image_plan(sample_ids(n), 500, seed=0), statistics)
     estimates = np.array([s.value() for s in statistics.values()])
     matrix = np.stack([replicates[name] for name in statistics], axis=1)
     ranks = rank_intervals(estimates, matrix, higher_is_better=True)

@@ -29,10 +29,7 @@ from beyond_imagenet.metrics.resampling import (
     ratio,
 )
 from beyond_imagenet.metrics.shape_bias import shape_bias, shape_bias_statistics
-
-
-def _ids(n: int, prefix: str = "img") -> list[str]:
-    return [f"{prefix}{i:06d}" for i in range(n)]
+from helpers import sample_ids
 
 
 def _all_counts(plan: ResamplePlan) -> np.ndarray:
@@ -56,12 +53,12 @@ class _OnesPlan(ResamplePlan):
 
 
 def test_same_key_and_seed_give_identical_counts_and_others_differ():
-    ids = _ids(250)
+    ids = sample_ids(250)
     a = _all_counts(image_plan(ids, 300, seed=3))
     b = _all_counts(image_plan(list(ids), 300, seed=3))
     assert a.shape == (300, 250) and a.dtype == np.float64
     np.testing.assert_array_equal(a, b)
-    other_key = _all_counts(image_plan(_ids(250, "other"), 300, seed=3))
+    other_key = _all_counts(image_plan(sample_ids(250, "other"), 300, seed=3))
     other_seed = _all_counts(image_plan(ids, 300, seed=4))
     assert not np.array_equal(a, other_key)
     assert not np.array_equal(a, other_seed)
@@ -70,7 +67,7 @@ def test_same_key_and_seed_give_identical_counts_and_others_differ():
 
 
 def test_chunks_have_the_chunk_size_and_fix_the_stream():
-    ids = _ids(100)
+    ids = sample_ids(100)
     chunks = list(image_plan(ids, 2 * CHUNK + 44, seed=0).counts())
     assert [c.shape[0] for c in chunks] == [CHUNK, CHUNK, 44]
     # the first resamples do not depend on how many are drawn in all
@@ -79,7 +76,7 @@ def test_chunks_have_the_chunk_size_and_fix_the_stream():
 
 def test_count_rows_sum_to_n_and_are_multinomial():
     n, b = 400, 1000
-    counts = _all_counts(image_plan(_ids(n), b, seed=11))
+    counts = _all_counts(image_plan(sample_ids(n), b, seed=11))
     np.testing.assert_array_equal(counts.sum(axis=1), np.full(b, n))
     assert np.all(counts >= 0) and np.all(counts == np.round(counts))
     # each count is Binomial(n, 1/n): mean exactly 1 (rows sum to n), variance 1 - 1/n, P(0) = (1 - 1/n)^n
@@ -95,7 +92,7 @@ def test_within_class_plan_keeps_each_class_count_fixed():
     targets = rng.permutation(np.repeat(np.arange(7), 12))  # shuffled: classes are not contiguous
     strata = balanced_strata(targets)
     assert strata is not None
-    plan = image_plan(_ids(len(targets)), 300, seed=2, strata=strata)
+    plan = image_plan(sample_ids(len(targets)), 300, seed=2, strata=strata)
     assert plan.method == "within class"
     counts = _all_counts(plan)
     members = targets[None, :] == np.arange(7)[:, None]  # [classes, n]
@@ -103,7 +100,7 @@ def test_within_class_plan_keeps_each_class_count_fixed():
     np.testing.assert_array_equal(per_class, np.full((300, 7), 12.0))
     # within its class each count is Binomial(12, 1/12)
     assert counts.var() == pytest.approx(1 - 1 / 12, rel=0.05)
-    assert not np.array_equal(counts, _all_counts(image_plan(_ids(len(targets)), 300, seed=2)))
+    assert not np.array_equal(counts, _all_counts(image_plan(sample_ids(len(targets)), 300, seed=2)))
 
 
 def test_within_class_plan_on_unequal_strata_keeps_class_sizes():
@@ -116,7 +113,7 @@ def test_within_class_plan_on_unequal_strata_keeps_class_sizes():
 
 
 def test_plan_identity_name_and_key():
-    ids = _ids(60)
+    ids = sample_ids(60)
     targets = np.repeat(np.arange(6), 10)
     plan = image_plan(ids, 500, seed=9)
     within = image_plan(ids, 500, seed=9, strata=balanced_strata(targets))
@@ -178,7 +175,7 @@ def test_bootstrap_with_every_weight_one_is_the_statistic():
 def test_bootstrap_replicates_are_weighted_means_of_the_resamples():
     rng = np.random.default_rng(2)
     x = rng.exponential(size=150)
-    plan = image_plan(_ids(150), 200, seed=8)
+    plan = image_plan(sample_ids(150), 200, seed=8)
     counts = _all_counts(plan)
     replicates = bootstrap(plan, {"mean": mean_statistic(x), "scaled": mean_statistic(x, scale=-3.0)})
     expected = np.array([x[_materialise(row)].mean() for row in counts])
@@ -193,7 +190,7 @@ def test_bootstrap_of_a_proportion_matches_the_analytic_standard_error():
     n, b = 2000, 2000
     correct = np.random.default_rng(3).random(n) < 0.3
     p_hat = correct.mean()
-    replicates = bootstrap(image_plan(_ids(n), b, seed=1), {"p": mean_statistic(correct)})["p"]
+    replicates = bootstrap(image_plan(sample_ids(n), b, seed=1), {"p": mean_statistic(correct)})["p"]
     sd = np.sqrt(p_hat * (1 - p_hat) / n)
     assert replicates.shape == (b,)
     assert abs(replicates.mean() - p_hat) < 4 * sd / np.sqrt(b)
@@ -202,7 +199,7 @@ def test_bootstrap_of_a_proportion_matches_the_analytic_standard_error():
 
 def test_bootstrap_shares_draws_between_statistics_and_checks_rows():
     x = np.random.default_rng(4).random(80)
-    plan = image_plan(_ids(80), 130, seed=0)
+    plan = image_plan(sample_ids(80), 130, seed=0)
     together = bootstrap(plan, {"a": mean_statistic(x), "b": mean_statistic(1 - x)})
     np.testing.assert_allclose(together["a"] + together["b"], 1.0, rtol=1e-12)  # same resamples
     np.testing.assert_array_equal(together["a"], bootstrap(plan, {"a": mean_statistic(x)})["a"])
@@ -246,7 +243,7 @@ def test_calibration_statistics_equal_the_metrics_on_each_resample():
     assert statistics["top1"].value() == pytest.approx(100 * correct.mean(), rel=1e-12)
     assert statistics["mean_confidence"].value() == pytest.approx(confidence.mean(), rel=1e-12)
     assert statistics["overconfidence"].value() == pytest.approx(confidence.mean() - correct.mean(), rel=1e-12)
-    plan = image_plan(_ids(n), 20, seed=3)
+    plan = image_plan(sample_ids(n), 20, seed=3)
     replicates = bootstrap(plan, statistics)
     for r, row in enumerate(_all_counts(plan)):
         idx = _materialise(row)
@@ -272,7 +269,7 @@ def test_shape_bias_statistics_equal_shape_bias_on_each_resample():
     for category, counts in reference["per_class"].items():
         value = statistics[f"{category}/shape_bias"].value()
         assert value == pytest.approx(counts["shape_bias"], rel=1e-12, nan_ok=True), category
-    plan = image_plan(_ids(n), 10, seed=4)
+    plan = image_plan(sample_ids(n), 10, seed=4)
     replicates = bootstrap(plan, {"overall": statistics["overall"]})["overall"]
     for r, row in enumerate(_all_counts(plan)):
         idx = _materialise(row)
@@ -307,7 +304,7 @@ def test_error_ratio_statistics_equal_numpy_on_each_resample():
     }  # factors without images are left out
     for name, value in reference(np.arange(n)).items():
         assert statistics[name].value() == pytest.approx(value, rel=1e-12), name
-    plan = image_plan(_ids(n), 15, seed=5)
+    plan = image_plan(sample_ids(n), 15, seed=5)
     replicates = bootstrap(plan, statistics)
     for r, row in enumerate(_all_counts(plan)):
         for name, value in reference(_materialise(row)).items():
