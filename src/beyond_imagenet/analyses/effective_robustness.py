@@ -100,9 +100,8 @@ def _load_baseline(config: RobustnessConfig) -> Baseline | None:
     return None
 
 
-def _model_weights(key: str, n_models: int, resamples: int, seed: int) -> np.ndarray:
+def _model_weights(plan: ResamplePlan) -> np.ndarray:
     """[resamples, n_models] counts of a bootstrap over the baseline models (weights of the refitted lines)."""
-    plan = ResamplePlan(key, n_models, resamples, seed)
     return np.concatenate(list(plan.counts()), axis=0)
 
 
@@ -202,19 +201,18 @@ def _add_shift(book, config, ctx, baseline, shift, axis, second) -> dict:
     if baseline is not None:
         points = _baseline_points(baseline, columns, shift)
         key = f"baseline:{baseline.digest}:{':'.join(columns)}"
-        weights = _model_weights(key, points.shape[1], stats.resamples, stats.seed)
-        point, replicates, fit = _fixed_line_er(points, weights, second is not None)
-        extra = [ResamplePlan(key, points.shape[1], stats.resamples, stats.seed).name]
+        plan = ResamplePlan(key, points.shape[1], stats.resamples, stats.seed, unit="models")
+        point, replicates, fit = _fixed_line_er(points, _model_weights(plan), second is not None)
         members = []
     else:
         members = list(config.baseline_models)
         key = f"baseline-models:{':'.join(members)}:{':'.join(columns)}"
-        weights = _model_weights(key, len(members), stats.resamples, stats.seed)
-        point, replicates = _run_models_er(len(metrics), weights)
-        extra, fit = [ResamplePlan(key, len(members), stats.resamples, stats.seed).name], None
+        plan = ResamplePlan(key, len(members), stats.resamples, stats.seed, unit="models")
+        point, replicates = _run_models_er(len(metrics), _model_weights(plan))
+        fit = None
     for model_id in ctx.models:
         inputs = [(m, metric) for m in [model_id, *members] for metric in metrics]
-        plans = [book.plan_of(k) for k in inputs] + extra
+        plans = [book.plan_of(k) for k in inputs] + [plan.name]
         book.derive(model_id, name, inputs, point, plan_signature(plans), replicates)
     return {"id_axis": columns[:-1], "n_models": int(points.shape[1]) if baseline else len(members),
             "fit": None if fit is None else [float(c) for c in fit]}  # fmt: skip
