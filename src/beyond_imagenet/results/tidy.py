@@ -18,6 +18,7 @@ import pandas as pd
 from beyond_imagenet.base.errors import UnknownNameError
 from beyond_imagenet.base.record import ResultRecord
 from beyond_imagenet.models.catalogue import resolve_model
+from beyond_imagenet.models.display import display_name
 
 COLUMNS = (
     "model", "display_name", "family", "paradigm", "weights_id", "analysis", "dataset", "variant", "metric", "name",
@@ -74,7 +75,7 @@ def model_facts(record: ResultRecord) -> dict[str, str]:
     except UnknownNameError:
         spec = None
     return {
-        "display_name": (spec.paper_name or spec.id) if spec else record.model_id,
+        "display_name": display_name(record.model_id),
         "family": str(model.get("family") or (spec.family if spec else "")),
         "paradigm": str(model.get("paradigm") or (spec.paradigm if spec else "")),
         "weights_id": str(model.get("weights_id") or (spec.weights_id if spec else "")),
