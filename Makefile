@@ -36,7 +36,8 @@ demo: demo-data ## run the whole pipeline offline on the demo data (dvc repro), 
 	HF_HUB_OFFLINE=1 $(BIN)/dvc repro
 	@echo
 	@cat reports/summary.md
-	@echo "Browse the runs: make mlflow-ui   |   metrics: $(BIN)/dvc metrics show"
+	@$(BIN)/beyond-imagenet mlflow-links
+	@echo "Browse the runs: make mlflow-ui (then open a link above)   |   metrics: $(BIN)/dvc metrics show"
 
 repro: $(STAMP) ## dvc repro with the virtual environment on PATH
 	$(BIN)/dvc repro
@@ -74,9 +75,12 @@ format: $(STAMP) ## apply ruff formatting and fixes
 list-models: $(STAMP) ## show the model catalogue
 	$(BIN)/beyond-imagenet list-models
 
-mlflow-ui: $(STAMP) ## serve the MLflow UI for mlruns/ on http://127.0.0.1:5000
+MLFLOW_PORT ?= 5000
+mlflow-ui: $(STAMP) ## serve mlruns/ on http://127.0.0.1:5000 (MLFLOW_PORT=...): first the links, one per analysis
 	mkdir -p mlruns/artifacts
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --default-artifact-root ./mlruns/artifacts --host 127.0.0.1 --port 5000
+	@$(BIN)/beyond-imagenet mlflow-links --port $(MLFLOW_PORT)
+	$(BIN)/mlflow server --backend-store-uri sqlite:///mlruns/mlflow.db --artifacts-destination mlruns/artifacts \
+		--host 127.0.0.1 --port $(MLFLOW_PORT)
 
 fetch-weights: $(STAMP) ## download weights of MODELS (default: params.yaml models) into the HF cache
 	$(BIN)/beyond-imagenet fetch-weights $(if $(MODELS),--models $(MODELS),)

@@ -149,6 +149,15 @@ COMMANDS: dict[str, Command] = {
         arguments=(NO_MLFLOW,),
     ),
     "report": Command("report:run_report", "write the side-by-side report", params=True, arguments=(NO_MLFLOW,)),
+    "mlflow-links": Command(
+        "mlflow_links:run_mlflow_links",
+        "print the MLflow UI links that open each analysis' model runs",
+        params=True,
+        arguments=(
+            ("--host", {"default": "127.0.0.1", "help": "host of the MLflow server (make mlflow-ui)"}),
+            ("--port", {"type": int, "default": 5000, "help": "port of the MLflow server"}),
+        ),
+    ),
     "fetch-cue-conflict": Command(
         "tools:run_fetch_cue_conflict",
         "download and check the 1,280 cue-conflict stimuli",

@@ -236,14 +236,19 @@ def test_probe_cli_end_to_end_with_mlflow(tmp_path, vtab_root):
     metrics = json.loads((tmp_path / "results" / "vtab" / "metrics.json").read_text())
     assert metrics["models"][MODELS[0]]["tasks"]["eurosat"]["top1"] is not None
     client = MlflowClient(tracking_uri=params.tracking.tracking_uri)
-    runs = client.search_runs([client.get_experiment_by_name("beyond-imagenet").experiment_id])
-    parents = [r for r in runs if r.data.tags.get("analysis") == "vtab_probe"]
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    trials = client.search_runs([client.get_experiment_by_name("beyond-imagenet-probe-trials").experiment_id])
+    parents = [r for r in trials if r.data.tags.get("analysis") == "vtab_probe"]
+    children = [r for r in trials if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
     assert len(parents) == 1 and len(children) == 2
+    assert parents[0].info.run_name == "ViT-sup (demo) / eurosat"
     assert "test/top1" in parents[0].data.metrics and "val/top1" in children[0].data.metrics
     assert all("test/top1" not in c.data.metrics for c in children)
-    summary = [r for r in runs if r.data.tags.get("analysis") == "vtab"]
-    assert len(summary) == 1 and "eurosat" not in summary[0].data.tags["missing_tasks"]
+    runs = client.search_runs([client.get_experiment_by_name("beyond-imagenet").experiment_id])
+    assert not [r for r in runs if r.data.tags.get("analysis") in ("vtab_probe", "vtab_trial")]
+    (parent,) = [r for r in runs if r.data.tags.get("run_role") == "analysis"]
+    (summary,) = [r for r in runs if r.data.tags.get("run_role") == "model"]
+    assert parent.info.run_name == "vtab" and summary.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert "eurosat" not in summary.data.tags["missing_tasks"]
 
 
 def test_probe_without_root_leaves_empty_outputs(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import platform
+import re
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -31,12 +32,27 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip()
 
 
+# What the pipeline itself writes (default folder names of params.yaml): a change there is output, not code, so a
+# fresh clone after `make demo` (which rewrites dvc.lock) is still clean.
+PIPELINE_OUTPUTS = ("dvc.lock", "metrics/", "results/", "reports/", "cache/", "features/", "mlruns/", "data/demo/")
+
+
+def changed_paths(status: str, ignore: tuple[str, ...] = PIPELINE_OUTPUTS) -> list[str]:
+    """The paths of ``git status --porcelain`` output, without those under ``ignore`` (a file or a folder/)."""
+    paths = []
+    for line in status.splitlines():
+        path = re.sub(r"^\s*\S+\s+", "", line).split(" -> ")[-1].strip('"')  # "XY path" (first line stripped)
+        if not any(path == i or (i.endswith("/") and path.startswith(i)) for i in ignore):
+            paths.append(path)
+    return paths
+
+
 @functools.lru_cache(maxsize=1)
 def git_state() -> dict[str, str | bool | None]:
-    """Commit sha of the working tree (None outside git) and whether it has uncommitted changes."""
+    """Commit sha of the working tree (None outside git); uncommitted changes outside :data:`PIPELINE_OUTPUTS`."""
     sha = _git("rev-parse", "HEAD")
     status = _git("status", "--porcelain", "--untracked-files=no")
-    return {"git_sha": sha, "git_dirty": bool(status) if status is not None else None}
+    return {"git_sha": sha, "git_dirty": bool(changed_paths(status)) if status is not None else None}
 
 
 @functools.lru_cache(maxsize=1)

@@ -48,6 +48,20 @@ class Rows:
 
 
 @dataclass(frozen=True)
+class Picked:
+    """One model's headline: value, interval (NaN when there is none), the tidy row's ``name`` and ``direction``.
+
+    ``name`` is None for a headline computed from several rows (a mean, a sweep drop): no paired comparison has it.
+    """
+
+    value: float
+    ci_low: float = math.nan
+    ci_high: float = math.nan
+    name: str | None = None
+    direction: str = "none"
+
+
+@dataclass(frozen=True)
 class Pick:
     """A headline read from rows: the first source that has rows wins; ``first`` row, or the ``mean`` of them."""
 
@@ -57,10 +71,21 @@ class Pick:
 
     def value(self, rows: pd.DataFrame) -> float | None:
         """The headline of one model's rows, or None when no source has a row."""
+        picked = self.picked(rows)
+        return None if picked is None else picked.value
+
+    def picked(self, rows: pd.DataFrame) -> Picked | None:
+        """The headline with its interval, name and direction (a ``first`` row's own; a ``mean`` has no interval)."""
         for source in self.sources:
-            values = source.select(rows)["value"].dropna()
-            if len(values):
-                return float(values.iloc[0] if self.reduce == "first" else values.mean())
+            selected = source.select(rows)
+            selected = selected[selected["value"].notna()]
+            if not len(selected):
+                continue
+            row = selected.iloc[0]
+            if self.reduce == "mean" and len(selected) > 1:
+                return Picked(float(selected["value"].mean()), direction=str(row["direction"]))
+            low, high = _float(row["ci_low"]), _float(row["ci_high"])
+            return Picked(float(row["value"]), low, high, str(row["name"]), str(row["direction"]))
         return None
 
 
@@ -83,6 +108,11 @@ class SweepDrop:
             return None
         extreme = min(points) if self.extreme == "min" else max(points)
         return points[extreme] - points[self.reference]
+
+    def picked(self, rows: pd.DataFrame) -> Picked | None:
+        """The drop as a :class:`Picked` (higher, i.e. a smaller fall, is better; no interval, no single row)."""
+        value = self.value(rows)
+        return None if value is None else Picked(value, direction="higher")
 
 
 IMAGENET_VAL, IMAGENET_R = "imagenet_val", "imagenet_r"
@@ -121,8 +151,32 @@ def dataset_kinds(datasets: Mapping[str, DatasetConfig]) -> dict[str, str]:
     return {name: config.kind or name for name, config in datasets.items()}
 
 
+def _float(value) -> float:
+    return math.nan if value is None or pd.isna(value) else float(value)
+
+
 def _rounded(value: float) -> float:
     return float(f"{value:.{SIGNIFICANT_DIGITS}g}")
+
+
+def _with_kinds(table: pd.DataFrame, kinds: Mapping[str, str]) -> pd.DataFrame:
+    return table.assign(
+        kind=table["dataset"].map(lambda name: kinds.get(name, name)),
+        variant=table["variant"].fillna(""),
+    )
+
+
+def headline_picks(table: pd.DataFrame, kinds: Mapping[str, str]) -> dict[str, dict[str, Picked]]:
+    """``{headline key: {model: Picked}}`` in ``HEADLINES`` order and the table's model order; missing left out."""
+    per_model = {model: group for model, group in _with_kinds(table, kinds).groupby("model", sort=False)}
+    picks: dict[str, dict[str, Picked]] = {}
+    for headline in HEADLINES:
+        picks[headline.key] = {}
+        for model, group in per_model.items():
+            picked = headline.picked(group)
+            if picked is not None and math.isfinite(picked.value):
+                picks[headline.key][model] = picked
+    return picks
 
 
 def headline_metrics(table: pd.DataFrame, kinds: Mapping[str, str]) -> dict[str, float]:
@@ -132,15 +186,8 @@ def headline_metrics(table: pd.DataFrame, kinds: Mapping[str, str]) -> dict[str,
         table: the tidy results table (``results.tidy.COLUMNS``).
         kinds: dataset name -> kind (``dataset_kinds``); a dataset not listed is its own kind.
     """
-    rows = table.assign(
-        kind=table["dataset"].map(lambda name: kinds.get(name, name)),
-        variant=table["variant"].fillna(""),
-    )
-    per_model = {model: group for model, group in rows.groupby("model", sort=False)}
-    metrics = {}
-    for headline in HEADLINES:
-        for model, group in per_model.items():
-            value = headline.value(group)
-            if value is not None and math.isfinite(value):
-                metrics[f"{headline.key}{SEPARATOR}{model}"] = _rounded(value)
-    return metrics
+    return {
+        f"{key}{SEPARATOR}{model}": _rounded(picked.value)
+        for key, picks in headline_picks(table, kinds).items()
+        for model, picked in picks.items()
+    }

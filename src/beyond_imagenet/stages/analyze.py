@@ -32,4 +32,5 @@ def analyze(params: Params, names: list[str] | None = None) -> list[ResultRecord
 def run_analyze(args: argparse.Namespace) -> None:
     """``beyond-imagenet analyze``: one line per record, then the MLflow runs."""
     params = load_stage_params(args.params)
-    show_records(analyze(params, args.analyses), params.tracking, "analyze", not args.no_mlflow)
+    records = analyze(params, args.analyses)
+    show_records(records, params.tracking, "analyze", not args.no_mlflow, stage_paths(params).manifests)

@@ -44,5 +44,5 @@ def run_cka(args: argparse.Namespace) -> None:
     """``beyond-imagenet cka``: one line per record, where the outputs are, then the MLflow runs."""
     params = load_stage_params(args.params)
     records = cka(params, args.models)
-    show_records(records, params.tracking, "cka", not args.no_mlflow)
+    show_records(records, params.tracking, "cka", not args.no_mlflow, stage_paths(params).manifests)
     print(f"records, CKA matrices (.npz) and Fig. 8 under {stage_paths(params).cka.root}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from beyond_imagenet.base.config import TrackingConfig
 from beyond_imagenet.base.record import ResultRecord
 from beyond_imagenet.records import write_metrics_file, write_records
@@ -41,10 +43,12 @@ def print_record(record: ResultRecord) -> None:
     print(f"{record.analysis:12s} {record.dataset:14s} {record.model_id:28s} {shown}{more}")
 
 
-def log_to_mlflow(records: list[ResultRecord], tracking: TrackingConfig, stage: str) -> None:
-    """One MLflow run per (model, analysis), and a line saying where."""
-    run_ids = log_records(records, tracking, stage=stage)
-    print(f"logged {len(run_ids)} MLflow runs to {tracking.tracking_uri} (`make mlflow-ui` to browse)")
+def log_to_mlflow(
+    records: list[ResultRecord], tracking: TrackingConfig, stage: str, manifests: Path | None = None
+) -> None:
+    """Per analysis a parent run and per model a child run (none when unchanged), and a line saying where."""
+    run_ids = log_records(records, tracking, stage=stage, manifests=manifests)
+    print(f"logged {len(run_ids)} new MLflow runs to {tracking.tracking_uri} (`make mlflow-ui` to browse)")
 
 
 def save_records(records: list[ResultRecord], folder: StageFolder) -> None:
@@ -53,9 +57,11 @@ def save_records(records: list[ResultRecord], folder: StageFolder) -> None:
     write_metrics_file(records, folder.metrics)
 
 
-def show_records(records: list[ResultRecord], tracking: TrackingConfig, stage: str, mlflow: bool) -> None:
-    """One line per record, then (unless ``mlflow`` is False) the MLflow runs."""
+def show_records(
+    records: list[ResultRecord], tracking: TrackingConfig, stage: str, mlflow: bool, manifests: Path | None = None
+) -> None:
+    """One line per record, then (unless ``mlflow`` is False) the MLflow runs (inputs from the ``manifests``)."""
     for record in records:
         print_record(record)
     if mlflow:
-        log_to_mlflow(records, tracking, stage)
+        log_to_mlflow(records, tracking, stage, manifests)

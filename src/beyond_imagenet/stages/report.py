@@ -1,12 +1,15 @@
-"""Stage ``report``: every model side by side (Markdown + CSV) with intervals, Tables 2 and 3, real differences.
+"""Stage ``report``: the one-page report (``report.html``, ``report.md``) and the tidy ``summary.csv``.
 
-Reads the ``results`` stage's tables (values, intervals, paired comparisons) and the records (Table 2, figures).
+Reads the ``results`` stage's tables (values, intervals, paired comparisons, rankings), the records (Table 2),
+the probe records (Table 3) and every PNG under the results folder (docs/report.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from datetime import datetime, timezone
+from pathlib import Path
 
 import pandas as pd
 
@@ -14,7 +17,8 @@ from beyond_imagenet.base.errors import UserError
 from beyond_imagenet.base.provenance import git_state
 from beyond_imagenet.data.vtab.tasks import get_preset
 from beyond_imagenet.records import load_model_records, load_records
-from beyond_imagenet.report import differences_section, vtab_section, write_report
+from beyond_imagenet.report import ReportInputs, RunInfo, differences_section, vtab_section, write_report
+from beyond_imagenet.results.headline import dataset_kinds
 from beyond_imagenet.stages.params import load_stage_params
 from beyond_imagenet.stages.paths import StagePaths, stage_paths
 from beyond_imagenet.tracking.mlflow_logger import log_files
@@ -38,13 +42,21 @@ def run_report(args: argparse.Namespace) -> None:
         raise UserError(f"no {paths.results_parquet}; run `beyond-imagenet results` (or `dvc repro results`) first")
     results = pd.read_parquet(paths.results_parquet)
     comparisons = pd.read_csv(paths.comparisons) if paths.comparisons.exists() else pd.DataFrame()
+    rankings = pd.read_csv(paths.rankings) if paths.rankings.exists() else pd.DataFrame()
     preset = get_preset(params.transfer.preset)
     vtab_records = [
         r for r in load_model_records(paths.vtab.records, params.models, preset.names) if r.analysis == "vtab_probe"
     ]
     vtab = vtab_section(vtab_records, preset.name, params.models, _not_run(paths))
     differences = differences_section(comparisons, params.statistics.significance, params.statistics.holm_family)
-    written = write_report(results, records, paths.reports, [vtab, differences])
+    state = git_state()
+    date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    run = RunInfo(state["git_sha"], state["git_dirty"], date, str(args.params))  # type: ignore[arg-type]
+    inputs = ReportInputs(
+        results, records, Path(params.results_dir), run, dataset_kinds(params.datasets), comparisons, rankings,
+        paths.manifests, vtab, differences,
+    )  # fmt: skip
+    written = write_report(inputs, paths.reports)
     print("\n".join(str(p) for p in written))
     if not args.no_mlflow:
-        log_files(written, params.tracking, "report", {"git_sha": str(git_state()["git_sha"]), "dvc_stage": "report"})
+        log_files(written, params.tracking, "report", {"git_sha": str(state["git_sha"]), "dvc_stage": "report"})

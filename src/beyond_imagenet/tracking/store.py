@@ -1,0 +1,122 @@
+"""The MLflow store: client, experiments, run look-up by content key, artifacts the copied store serves itself.
+
+Artifacts: an experiment created here has the location ``mlflow-artifacts:/<experiment>``, and files are written
+straight into ``<artifact_location>/<experiment>/<run id>/artifacts/`` (``tracking.artifact_location``, relative to
+the repository root). ``mlflow server --artifacts-destination mlruns/artifacts`` started from the root (``make
+mlflow-ui``) proxies ``mlflow-artifacts:/`` to that folder, so the store holds no absolute path and a copied
+``mlruns/`` serves its own files. An experiment made elsewhere (another location) gets ``client.log_artifact``.
+
+mlflow is imported only inside functions (the GPU inference path never needs it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+from beyond_imagenet.base.config import TrackingConfig
+
+PROXY_SCHEME = "mlflow-artifacts:/"
+KEY_TAG = "content_key"  # hash of what a run holds: an unchanged rerun finds its run instead of adding one
+ROLE_TAG = "run_role"  # "analysis" (a parent), "model" (its children), "files", "probe", "trial"
+ML_KIND = "custom_model_development"  # experiment tag mlflow.experimentKind: the UI opens the runs table
+
+DESCRIPTION = """\
+Beyond ImageNet accuracy: ViT vs ConvNeXt, supervised vs CLIP (ICML 2024), one run per model per analysis.
+
+- **Parent runs** (tag `run_role=analysis`) are named after the analysis (accuracy, robustness, imagenet_x, pug,
+  calibration, shape_bias, invariance, cka, vtab); expand one to see its **model runs** (named like the paper:
+  ViT-sup, ConvNeXt-sup, ViT-clip, ConvNeXt-clip; "(demo)" for the demo stand-ins), coloured as in the figures.
+- Deep links that open one analysis with its models side by side: `beyond-imagenet mlflow-links` (also printed by
+  `make mlflow-ui` and `make demo`). Charts: the invariance sweeps are curves (step = shift or resolution in
+  pixels, scale x100). Artifacts: the same `figures/...` names in every model run (Compare -> Artifacts); the
+  all-model figures are on the parent. Datasets: the run's inputs, digest = manifest files_sha256.
+- Params are the protocol knobs; provenance (hashes, versions, git) is in tags and `provenance.json`.
+- `results` and `report` runs hold the tables and `report/report.html`. VTAB probe searches and their trials are
+  in the experiment `<this experiment>-probe-trials`.
+- An unchanged rerun adds no runs (tag `content_key`).
+"""
+
+
+def content_key(value) -> str:
+    """A short stable hash of a JSON-able value."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def get_client(config: TrackingConfig):
+    """An ``MlflowClient`` on the configured store (the SQLite file's folder created first)."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from mlflow.tracking import MlflowClient
+
+    if config.tracking_uri.startswith("sqlite:///"):
+        Path(config.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return MlflowClient(tracking_uri=config.tracking_uri)
+
+
+def experiment_id(client, config: TrackingConfig, name: str | None = None, description: str = DESCRIPTION) -> str:
+    """The experiment ``name`` (default: the suite's), created on first use with a proxied artifact location."""
+    name = name or config.experiment
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    Path(config.artifact_location).mkdir(parents=True, exist_ok=True)
+    tags = {"mlflow.note.content": description, "mlflow.experimentKind": ML_KIND}
+    return client.create_experiment(name, artifact_location=f"{PROXY_SCHEME}{name}", tags=tags)
+
+
+def find_run(client, experiment: str, key: str):
+    """The newest finished run tagged ``content_key=key``, or None."""
+    runs = client.search_runs(
+        [experiment], f"tags.{KEY_TAG} = '{key}' and attributes.status = 'FINISHED'", max_results=1
+    )
+    return runs[0] if runs else None
+
+
+def local_artifact_dir(config: TrackingConfig, artifact_uri: str) -> Path | None:
+    """Where a proxied run's artifacts live on disk (None for another scheme)."""
+    if not artifact_uri.startswith(PROXY_SCHEME):
+        return None
+    return Path(config.artifact_location) / artifact_uri.removeprefix(PROXY_SCHEME).lstrip("/")
+
+
+class RunFiles:
+    """Writes one run's artifacts: into the proxied folder, or through ``client.log_artifact`` otherwise."""
+
+    def __init__(self, client, config: TrackingConfig, run):
+        self.client, self.run_id = client, run.info.run_id
+        self.root = local_artifact_dir(config, run.info.artifact_uri)
+
+    def file(self, source: str | Path, artifact_path: str) -> None:
+        """Copy ``source`` to ``artifact_path`` (the file's path in the run, name included)."""
+        if self.root is None:
+            folder, _, name = artifact_path.rpartition("/")
+            if name == Path(source).name:
+                self.client.log_artifact(self.run_id, str(source), folder or None)
+            else:
+                self.text(Path(source).read_bytes(), artifact_path)
+            return
+        target = self.root / artifact_path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+
+    def text(self, content: str | bytes, artifact_path: str) -> None:
+        """Write ``content`` as ``artifact_path``."""
+        if self.root is None:
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / Path(artifact_path).name
+                path.write_bytes(content if isinstance(content, bytes) else content.encode())
+                folder = artifact_path.rpartition("/")[0]
+                self.client.log_artifact(self.run_id, str(path), folder or None)
+            return
+        target = self.root / artifact_path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content if isinstance(content, bytes) else content.encode())
+
+    def json(self, value, artifact_path: str) -> None:
+        """Write ``value`` as indented JSON."""
+        self.text(json.dumps(value, indent=2, sort_keys=True, default=str), artifact_path)
