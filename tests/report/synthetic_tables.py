@@ -45,6 +45,10 @@ def comparisons(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
 
 
+DIRECTIONS = {"ece": "lower", "mean_error_ratio": "lower", "overall": "none", "mean_offdiagonal": "none",
+              "mean_best_match": "none"}  # fmt: skip  # as the analyses declare them; other headlines: higher
+
+
 def full_rows(model: str, value: float) -> list[dict]:
     """A row (or sweep rows) for every headline of ``results.headline.HEADLINES``, values around ``value``."""
     rows = []
@@ -59,7 +63,10 @@ def full_rows(model: str, value: float) -> list[dict]:
         source = headline.sources[0]
         variant = source.variant if source.variant is not None else "x"
         dataset = source.kind or "d"
-        rows.append(row(model, source.analysis, dataset, source.metric, value, value - 1, value + 1, variant=variant))
+        direction = "higher" if source.analysis == "vtab" else DIRECTIONS.get(source.metric, "higher")
+        rows.append(
+            row(model, source.analysis, dataset, source.metric, value, value - 1, value + 1, variant, direction)
+        )
     return rows
 
 

@@ -51,6 +51,24 @@ def test_best_and_tied_follow_direction_and_comparisons():
     assert (shape.direction, shape.best, shape.tied) == ("none", None, ())  # no better direction: no best
 
 
+def test_a_model_without_a_comparison_is_not_compared_never_behind():
+    results = table([
+        row(A, "accuracy", "imagenet_val", "top1", 80.0, 79.0, 81.0),
+        row(B, "accuracy", "imagenet_val", "top1", 82.0, 81.0, 83.0),
+        row(C, "accuracy", "imagenet_val", "top1", 70.0, 69.0, 71.0),
+    ])  # fmt: skip
+    card = build_scorecard(results, comparisons([comparison(TOP1, A, B, True)]), {})
+    (top1,) = card.rows
+    assert (top1.best, top1.tied, top1.uncompared) == (B, (), (C,))
+    assert not top1.marked(C)
+    assert clause(top1) == (
+        "Highest ImageNet top-1 (%): ConvNeXt-sup 82.0 [81.0, 83.0]; "
+        "not compared with ViT-clip (no paired comparison on the same images)"
+    )
+    lone = build_scorecard(results, pd.DataFrame(), {}).rows[0]
+    assert lone.uncompared == (A, C) and "ahead" not in clause(lone)
+
+
 def test_missing_values_are_n_a_not_zero():
     ece = {r.key: r for r in _card().rows}["ece_val"]
     assert C not in ece.picks

@@ -1,5 +1,4 @@
-"""The report's differences section (only the real differences, with the Holm family and significance it used) and
-its summary table (every value with its interval), from the results tables."""
+"""The report's differences section: only the real differences, with the Holm family and significance it used."""
 
 from __future__ import annotations
 
@@ -9,9 +8,8 @@ import pytest
 
 from beyond_imagenet.base.config import StatisticsConfig
 from beyond_imagenet.base.record import ResultRecord
-from beyond_imagenet.report import MAX_DIFFERENCES, differences_section, summary_table, write_report
+from beyond_imagenet.report import MAX_DIFFERENCES, differences_section
 from beyond_imagenet.results.comparisons import COMPARISON_COLUMNS, comparisons_table
-from beyond_imagenet.results.tidy import results_table
 
 A, B, C = "vit_sup", "convnext_sup", "vit_clip"
 TOP1 = "accuracy/imagenet_val/top1"
@@ -109,32 +107,3 @@ def test_differences_section_from_a_comparisons_csv(tmp_path):
     assert set(zip(real["model_a"], real["model_b"], strict=True)) == {(A, B), (A, C)}
     assert "2 of 3 paired comparisons" in text
     assert f"{A} - {B} = 2 [" in text and f"{A} - {C} = 1.9 [" in text and f"{B} - {C}" not in text
-
-
-def _record(model: str, metrics: dict, intervals: dict) -> ResultRecord:
-    return ResultRecord("accuracy", model, "imagenet_val", metrics, intervals=intervals)
-
-
-def test_summary_table_shows_intervals_and_the_report_its_differences(tmp_path):
-    records = [
-        _record(A, {TOP1: 81.25, "accuracy/imagenet_val/n_samples": 500.0},
-                {TOP1: {"low": 77.5, "high": 84.75, "level": 0.9, "n": 500, "plan": "p"}}),
-        _record(B, {TOP1: 79.0}, {TOP1: {"low": None, "high": None, "level": 0.9, "n": 500, "plan": "p"}}),
-    ]  # fmt: skip
-    results = results_table(records)
-    header, rows = summary_table(results)
-    assert header == ["metric", A, B]
-    assert rows == [
-        ["family", "vit", "convnet"],
-        ["paradigm", "supervised", "supervised"],
-        ["accuracy/imagenet_val/n_samples", "500", ""],
-        [TOP1, "81.2500 [77.5000, 84.7500]", "79.0000"],  # no finite interval: the value alone
-    ]
-    assert summary_table(results, intervals=False)[1][3] == [TOP1, "81.2500", "79.0000"]
-    section = differences_section(_table(), 0.05)
-    markdown, csv_path = write_report(results, records, tmp_path / "reports", [section])
-    text = markdown.read_text()
-    assert f"| {TOP1} | 81.2500 [77.5000, 84.7500] | 79.0000 |" in text
-    assert "90% intervals in brackets" in text
-    assert text.endswith(section)
-    assert "81.2500," in csv_path.read_text() and "[" not in csv_path.read_text()

@@ -4,8 +4,10 @@ The headlines are ``results.headline.HEADLINES`` (one selection, shared with the
 the best model is the highest or lowest value by the tidy table's ``direction``; a property with direction "none"
 (shape bias, CKA) has no best. A model is tied with the best when the paired comparison of the two on that
 headline's metric (``comparisons.csv``, same ``name``) is not real (Holm-adjusted p not below the significance
-level, or an interval containing 0), or when its value equals the best's. A headline computed from several rows
-(a mean over shifts, a sweep drop) has no paired comparison, so only equal values tie with its best.
+level, or an interval containing 0), or when its value equals the best's. A model with no paired comparison against
+the best on that metric (different images, an analysis run for one of them only) is "not compared": never called
+behind the best, never tied with it. A headline computed from several rows (a mean over shifts, a sweep drop) has no
+paired comparison, so only equal values tie with its best.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ class ScoreRow:
     """One property: its headline ``key``, label, section, direction, the comparisons' ``name`` and the values.
 
     ``picks`` holds only the models that have the headline; ``best`` is None without a direction or values;
-    ``tied`` are the models statistically indistinguishable from the best.
+    ``tied`` are the models statistically indistinguishable from the best; ``uncompared`` the other models that have
+    no paired comparison with the best on ``name`` (only for a headline with a ``name``).
     """
 
     key: str
@@ -56,6 +59,7 @@ class ScoreRow:
     picks: Mapping[str, Picked]
     best: str | None = None
     tied: tuple[str, ...] = ()
+    uncompared: tuple[str, ...] = ()
 
     def marked(self, model: str) -> bool:
         """Whether ``model`` is the best or tied with it (shown in bold)."""
@@ -83,30 +87,38 @@ def best_model(picks: Mapping[str, Picked], direction: str) -> str | None:
     return pick(finite, key=finite.__getitem__)
 
 
-def not_real_pairs(comparisons: pd.DataFrame) -> set[tuple[str, frozenset[str]]]:
-    """(metric name, {model a, model b}) of every paired comparison that is not a real difference."""
+Pairs = dict[tuple[str, frozenset[str]], bool]
+
+
+def comparison_pairs(comparisons: pd.DataFrame) -> Pairs:
+    """{(metric name, {model a, model b}): whether their paired comparison is a real difference}."""
     if comparisons.empty:
-        return set()
-    keep = ~comparisons["real"].astype(str).str.lower().isin(("true", "1"))
-    rows = comparisons[keep]
+        return {}
+    real = comparisons["real"].astype(str).str.lower().isin(("true", "1"))
     return {
-        (str(n), frozenset((str(a), str(b))))
-        for n, a, b in zip(rows["name"], rows["model_a"], rows["model_b"], strict=True)
+        (str(n), frozenset((str(a), str(b)))): bool(r)
+        for n, a, b, r in zip(comparisons["name"], comparisons["model_a"], comparisons["model_b"], real, strict=True)
     }
 
 
-def tied_with(best: str | None, name: str | None, picks: Mapping[str, Picked], pairs: set) -> tuple[str, ...]:
-    """The models tied with ``best``: an equal value, or a paired comparison on ``name`` that is not real.
+def ties(best: str | None, name: str | None, picks: Mapping[str, Picked], pairs: Pairs) -> tuple[tuple, tuple]:
+    """(tied, uncompared) with ``best``, in ``picks`` order.
 
-    In ``picks`` order; without a paired comparison (``name`` None) only equal values tie.
+    Tied: an equal value, or a paired comparison on ``name`` that is not real. Uncompared: no paired comparison on
+    ``name`` with the best (always empty when ``name`` is None: such a headline has no comparisons to consult).
     """
     if best is None:
-        return ()
-    value = picks[best].value
-    return tuple(
-        m for m, p in picks.items()
-        if m != best and (p.value == value or (name is not None and (name, frozenset((best, m))) in pairs))
-    )  # fmt: skip
+        return (), ()
+    value, tied, uncompared = picks[best].value, [], []
+    for model, picked in picks.items():
+        if model == best:
+            continue
+        real = pairs.get((name, frozenset((best, model)))) if name is not None else None
+        if picked.value == value or real is False:
+            tied.append(model)
+        elif name is not None and real is None:
+            uncompared.append(model)
+    return tuple(tied), tuple(uncompared)
 
 
 def _direction(picks: Mapping[str, Picked]) -> str:
@@ -118,7 +130,7 @@ def build_scorecard(results: pd.DataFrame, comparisons: pd.DataFrame, kinds: Map
     """The scorecard of the tidy ``results`` table with ties from ``comparisons`` (both may lack rows)."""
     models = tuple(paper_order(results["model"])) if len(results) else ()
     picks = headline_picks(results, kinds) if len(results) else {}
-    pairs = not_real_pairs(comparisons)
+    pairs = comparison_pairs(comparisons)
     rows = []
     for headline in HEADLINES:
         found = picks.get(headline.key, {})
@@ -129,8 +141,8 @@ def build_scorecard(results: pd.DataFrame, comparisons: pd.DataFrame, kinds: Map
         names = {p.name for p in found.values()}
         name = names.pop() if len(names) == 1 else None
         best = best_model(found, direction)
-        tied = tied_with(best, name, {m: found[m] for m in models if m in found}, pairs)
-        rows.append(ScoreRow(headline.key, label, section, direction, name, found, best, tied))
+        tied, uncompared = ties(best, name, {m: found[m] for m in models if m in found}, pairs)
+        rows.append(ScoreRow(headline.key, label, section, direction, name, found, best, tied, uncompared))
     return Scorecard(models, tuple(rows))
 
 

@@ -46,12 +46,18 @@ def clause(row: ScoreRow) -> str:
     others = [m for m in row.picks if m != row.best]
     if row.tied:
         verb = "is" if len(row.tied) == 1 else "are"
-        text += f"; {', '.join(display_name(m) for m in row.tied)} {verb} not distinguishable"
-    elif others and row.name is None:
+        text += f"; {_names(row.tied)} {verb} not distinguishable"
+    if row.uncompared:
+        text += f"; not compared with {_names(row.uncompared)} (no paired comparison on the same images)"
+    if others and row.name is None and not row.tied:
         text += " (no paired comparison for this summary)"
-    elif others:
+    elif others and row.name is not None and not row.tied and not row.uncompared:
         text += "; ahead of every other model (paired comparisons)"
     return text
+
+
+def _names(models: Sequence[str]) -> str:
+    return ", ".join(display_name(m) for m in models)
 
 
 def finding(rows: Sequence[ScoreRow]) -> str:

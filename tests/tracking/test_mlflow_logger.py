@@ -1,17 +1,13 @@
-"""MLflow logging (one run per model x analysis, tags, metrics, artifacts) and the side-by-side report."""
+"""MLflow logging: a parent run per analysis and a run per model with its tags, metrics, intervals and figures."""
 
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
-import pytest
 from PIL import Image
 
 from beyond_imagenet.base.config import TrackingConfig
 from beyond_imagenet.base.record import ResultRecord
-from beyond_imagenet.report import summary_table, write_report
-from beyond_imagenet.results.tidy import results_table
 from beyond_imagenet.tracking.mlflow_logger import log_records
 
 
@@ -83,64 +79,3 @@ def test_disabled_tracking_logs_nothing(tmp_path):
     config = TrackingConfig(tracking_uri=f"sqlite:///{tmp_path}/x.db", enabled=False)
     assert log_records([record("a", "accuracy", "d", {"accuracy/d/top1": 1.0})], config) == []
     assert not (tmp_path / "x.db").exists()
-
-
-def test_report_puts_models_side_by_side(tmp_path):
-    records = [
-        record("a", "accuracy", "d", {"accuracy/d/top1": 85.5}),
-        record("b", "accuracy", "d", {"accuracy/d/top1": 66.25}),
-        record(
-            "a",
-            "calibration",
-            "d",
-            {"calibration/d/ece": 0.0312},
-            ["results/figures/calibration/d/all_models.png"],
-        ),
-    ]
-    records[0].intervals["accuracy/d/top1"] = {"low": 80.25, "high": 89.5, "level": 0.95, "n": 200, "plan": "p"}
-    header, rows = summary_table(results_table(records))
-    assert header == ["metric", "a", "b"]
-    assert rows == [
-        ["family", "vit", "vit"],
-        ["paradigm", "clip", "clip"],
-        ["accuracy/d/top1", "85.5000 [80.2500, 89.5000]", "66.2500"],
-        ["calibration/d/ece", "0.0312", ""],
-    ]
-    md, csv_path = write_report(results_table(records), records, tmp_path / "reports")
-    text = md.read_text()
-    assert "| accuracy/d/top1 | 85.5000 [80.2500, 89.5000] | 66.2500 |" in text
-    assert "95% intervals in brackets" in text
-    assert "](../results/figures/calibration/d/all_models.png)" in text
-    with Path(csv_path).open() as handle:
-        assert list(csv.reader(handle))[4] == ["calibration/d/ece", "0.0312", ""]
-
-
-@pytest.mark.parametrize(
-    "name,value,text",
-    [
-        ("accuracy/d/n_samples", 400.0, "400"),
-        ("calibration/d/ece", 0.5, "0.5000"),
-        ("accuracy/d/top1", 85.0, "85.0000"),
-    ],
-)
-def test_report_number_format(name, value, text):
-    _, rows = summary_table(results_table([record("m", "accuracy", "d", {name: value})]))
-    assert rows[-1] == [name, text]
-
-
-def test_table2_in_the_paper_layout_says_what_the_average_misses():
-    from beyond_imagenet.report import table2
-
-    full = record("vit_sup", "robustness", "table2", {"robustness/average": 60.2})
-    full.details = {
-        "table2_row": {"imagenet_val": 85.5, "imagenet_v2": 76.2, "imagenet_a": 60.0, "imagenet_c": 59.8,
-                       "imagenet_hard": 28.5, "imagenet_r": 61.6, "imagenet_sketch": 46.1, "imagenet_real": 89.2},
-        "average_missing": [],
-    }  # fmt: skip
-    full.intervals = {"robustness/imagenet_v2/top1": {"low": 75.36, "high": 77.04}}
-    partial = record("mine", "robustness", "table2", {})
-    partial.details = {"table2_row": {"imagenet_val": 70.0}, "average_missing": ["imagenet_hard"]}
-    text = table2([full, partial])
-    assert "| Model | INet-Val | V2 | A | C | Hard | R | Sketch | Real | Average |" in text
-    assert "| vit_sup | 85.5 | 76.2 (75.4-77.0) | 60.0 | 59.8 | 28.5 | 61.6 | 46.1 | 89.2 | 60.2 |" in text
-    assert "| mine | 70.0 | - | - | - | - | - | - | - | missing imagenet_hard |" in text
