@@ -16,9 +16,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from report.synthetic_tables import full_rows, inputs, table, tiny_png
 
 from beyond_imagenet.report import write_report
+from report.synthetic_tables import full_rows, inputs, table, tiny_png
 
 pytestmark = pytest.mark.slow
 WIDTH, HEIGHT = 1280, 800
@@ -85,7 +85,7 @@ def test_the_first_screen_holds_the_scorecard_and_every_figure_is_visible(tmp_pa
     assert width == WIDTH and 600 <= height <= HEIGHT
     card = seen["scorecard"]
     assert card["shown"] and card["rows"] == 15
-    assert 0 <= card["top"] and card["bottom"] <= height, f"scorecard not within the first screen: {card}"
+    assert card["top"] >= 0 and card["bottom"] <= height, f"scorecard not within the first screen: {card}"
     assert card["width"] > 600
     sources = {f["source"] for f in seen["figures"]}
     assert {str(p) for p in figures} <= sources
