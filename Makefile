@@ -35,7 +35,8 @@ demo-data: $(STAMP) ## generate the seeded offline demo dataset under data/demo
 demo: demo-data ## run the whole pipeline offline on the demo data (dvc repro), log to MLflow
 	HF_HUB_OFFLINE=1 $(BIN)/dvc repro
 	@echo
-	@cat reports/summary.md
+	@sed -n '/^## /q;p' reports/report.md
+	@echo "The whole report: reports/report.html (self-contained, opens offline) and reports/report.md"
 	@$(BIN)/beyond-imagenet mlflow-links
 	@echo "Browse the runs: make mlflow-ui (then open a link above)   |   metrics: $(BIN)/dvc metrics show"
 

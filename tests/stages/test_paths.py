@@ -93,3 +93,22 @@ def test_the_headline_file_is_the_only_dvc_metrics_and_git_keeps_it(dvc_stages):
         assert not headline.startswith((raw["results_dir"] + "/", raw["reports_dir"] + "/"))
         ignored = subprocess.run(["git", "check-ignore", "-q", headline], cwd=REPO_ROOT, check=False)
         assert ignored.returncode == 1, f"{headline} is git-ignored"  # 1: not ignored; 0: ignored
+
+
+def test_every_code_dependency_of_dvc_yaml_exists(dvc_stages):
+    # a dependency on a file that was moved away would leave `dvc repro` failing ("does not exist")
+    code = {dep for stage in dvc_stages.values() for dep in _declared(stage, "deps") if dep.startswith("src/")}
+    assert "src/beyond_imagenet/report" in code
+    assert sorted(dep for dep in code if not (REPO_ROOT / dep).exists()) == []
+
+
+def test_every_stage_params_key_exists_in_params_yaml(dvc_stages):
+    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    keys = {key for stage in dvc_stages.values() for key in _declared(stage, "params")}
+    missing = []
+    for key in sorted(keys):
+        try:
+            _lookup(raw, key)
+        except (KeyError, TypeError):
+            missing.append(key)
+    assert missing == []
