@@ -200,3 +200,25 @@ def test_table2_in_the_paper_layout_says_what_the_average_misses():
     assert lines[4] == "| ViT-sup | 85.5 | 76.2 (75.4-77.0) | 60.0 | 59.8 | 28.5 | 61.6 | 46.1 | 89.2 | 60.2 |"
     assert lines[5] == "| mine | 70.0 | - | - | - | - | - | - | - | missing imagenet_hard |"  # paper's first
     assert lines[6] == "| n | 50000 | - | - | - | - | - | - | - | 50000 |"
+
+
+def test_datasets_come_from_the_manifests_and_the_vtab_test_splits(tmp_path):
+    import json
+
+    from beyond_imagenet.report.header import VTAB_KIND, dataset_sizes
+
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "val.json").write_text(json.dumps({"name": "val", "kind": "imagenet_val", "n_images": 400}))
+    variants = [{"name": "c", "kind": "imagenet_c", "n_images": 10} for _ in range(3)]
+    (manifests / "c.json").write_text(json.dumps(variants))
+    results = table([
+        row("vit_sup", "accuracy", "val", "top1", 1.0, n=400),
+        row("vit_sup", "robustness", "table2", "average", 1.0, n=1051),  # a summary over datasets
+        row("vit_sup", "vtab_probe", "eurosat", "top1", 1.0, n=13),
+        row("vit_sup", "vtab", "clipbench19", "overall", 1.0, n=166),  # a summary over tasks
+    ])  # fmt: skip
+    assert dataset_sizes(results, manifests) == {
+        "c": ("imagenet_c (3 variants)", 30.0), "val": ("imagenet_val", 400.0), "eurosat": (VTAB_KIND, 13.0),
+    }  # fmt: skip
+    assert dataset_sizes(results, None) == {"val": ("", 400.0), "eurosat": (VTAB_KIND, 13.0)}

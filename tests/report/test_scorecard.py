@@ -146,3 +146,12 @@ def test_forty_models_mean_rank_and_z_by_hand():
         assert got[m].z == pytest.approx(z) and got[m].n_z == 2 and got[m].n_ranked == 2
     order = [s.mean_rank for s in standings(card, rankings)]
     assert order == sorted(order)  # best (smallest mean rank) first
+
+
+def test_the_same_value_for_every_model_has_no_best():
+    rows = [row(m, "pug", "d", "average", 0.0, 0.0, 0.0, variant="") for m in (A, B, C)]
+    card = build_scorecard(table(rows), comparisons([comparison("pug/d/average", A, B, False)]), {})
+    (pug,) = card.rows
+    assert (pug.best, pug.tied) == (None, ())
+    assert not any(pug.marked(m) for m in (A, B, C))
+    assert clause(pug) == "PUG-ImageNet mean top-1 (%): 0.000 [0.000, 0.000] for every model (no difference to call)"

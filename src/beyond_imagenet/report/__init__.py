@@ -47,7 +47,8 @@ TITLE = "beyond-imagenet report"
 TIES = (
     "Each cell: value [{level} interval]. Bold: the best model (by the property's direction); bold with "
     '"tied": not distinguishable from the best (their paired comparison is not a real difference). '
-    "Properties with no better direction (shape bias, CKA) have no best; summaries without a paired comparison "
+    "Properties with no better direction (shape bias, CKA), or the same value for every model, have no best; "
+    "summaries without a paired comparison "
     "(means, sweep drops) tie only on equal values. "
     "n/a: not measured."
 )

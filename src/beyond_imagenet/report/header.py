@@ -62,8 +62,11 @@ def models_table(results: pd.DataFrame) -> Table:
     return Table(("Model", "id", "family", "paradigm", "weights"), rows, "models")
 
 
-def dataset_sizes(results: pd.DataFrame, manifests: Path | None) -> dict[str, tuple[str, float]]:
-    """{dataset: (kind, images)}: manifests first, then the largest ``n`` of the tidy table's rows."""
+SUMMARY_ROWS = (("robustness", "table2"),)  # (analysis, dataset) of records that summarise several datasets
+VTAB_KIND = "VTAB task (test split)"
+
+
+def _manifest_sizes(manifests: Path | None) -> dict[str, tuple[str, float]]:
     sizes: dict[str, tuple[str, float]] = {}
     for path in sorted(manifests.glob("*.json")) if manifests and manifests.is_dir() else []:
         loaded = json.loads(path.read_text())
@@ -71,8 +74,26 @@ def dataset_sizes(results: pd.DataFrame, manifests: Path | None) -> dict[str, tu
         if entries:
             kind = str(entries[0].get("kind", "")) + (f" ({len(entries)} variants)" if len(entries) > 1 else "")
             sizes[str(entries[0].get("name", path.stem))] = (kind, float(sum(e.get("n_images", 0) for e in entries)))
-    for dataset, n in results.dropna(subset=["n"]).groupby("dataset")["n"].max().items():
-        sizes.setdefault(str(dataset), ("", float(n)))
+    return sizes
+
+
+def dataset_sizes(results: pd.DataFrame, manifests: Path | None) -> dict[str, tuple[str, float]]:
+    """{dataset: (kind, images)}: the manifests' datasets, then each VTAB task's test split (largest ``n``).
+
+    Without manifests (results of caches analysed elsewhere) every dataset of the tidy table is listed with its
+    largest ``n``, except the rows of summaries over several datasets (Table 2's average, VTAB group means).
+    """
+    sizes = _manifest_sizes(manifests)
+    rows = results.dropna(subset=["n"])
+    summary = rows["analysis"].eq("vtab")
+    for analysis, dataset in SUMMARY_ROWS:
+        summary |= rows["analysis"].eq(analysis) & rows["dataset"].eq(dataset)
+    rows = rows[~summary]
+    if sizes:
+        rows = rows[rows["analysis"] == "vtab_probe"]
+    for (analysis, dataset), n in rows.groupby(["analysis", "dataset"], sort=False)["n"].max().items():
+        kind = VTAB_KIND if analysis == "vtab_probe" else ""
+        sizes.setdefault(str(dataset), (kind, float(n)))
     return sizes
 
 

@@ -24,7 +24,7 @@ table{border-collapse:collapse;margin:6px 0}
 th,td{border:1px solid #ddd;padding:2px 7px;text-align:left;white-space:nowrap}
 th{background:#f4f4f4}td b{font-weight:700}.note{color:#0a6;font-size:11px;margin-left:4px}
 .sw{display:inline-block;width:10px;height:10px;margin-right:5px;border:1px solid #333;vertical-align:-1px}
-figure{margin:8px 0}figure img{max-width:100%;max-height:560px;width:auto;height:auto}
+figure{margin:8px 0}figure img{max-width:100%;max-height:1100px;width:auto;height:auto}
 figcaption{color:#444;font-size:12px}
 .grid{display:flex;flex-wrap:wrap;gap:8px}.grid figure{width:24%;margin:0}
 """

@@ -79,15 +79,24 @@ class Scorecard:
 
 
 def best_model(picks: Mapping[str, Picked], direction: str) -> str | None:
-    """The model with the highest (``higher``) or lowest (``lower``) value; None for "none" or no values."""
+    """The model with the highest (``higher``) or lowest (``lower``) value.
+
+    None for direction "none", for no values, and when several models all have the same value (no one wins).
+    """
     finite = {m: p.value for m, p in picks.items() if math.isfinite(p.value)}
-    if direction not in ("higher", "lower") or not finite:
+    if direction not in ("higher", "lower") or not finite or all_equal(picks):
         return None
     pick = max if direction == "higher" else min
     return pick(finite, key=finite.__getitem__)
 
 
 Pairs = dict[tuple[str, frozenset[str]], bool]
+
+
+def all_equal(picks: Mapping[str, Picked]) -> bool:
+    """Whether two or more models have values and all of them are the same."""
+    finite = {p.value for p in picks.values() if math.isfinite(p.value)}
+    return len(finite) == 1 and sum(math.isfinite(p.value) for p in picks.values()) > 1
 
 
 def comparison_pairs(comparisons: pd.DataFrame) -> Pairs:

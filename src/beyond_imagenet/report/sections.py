@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 from beyond_imagenet.models.display import display_map, display_name
 from beyond_imagenet.report.document import Block, Section, Span, Table, Text
-from beyond_imagenet.report.scorecard import Scorecard, ScoreRow, cell_text
+from beyond_imagenet.report.scorecard import Scorecard, ScoreRow, all_equal, cell_text
 
 # section -> (title, paper anchor); the paper's order of the analyses.
 TITLES: dict[str, str] = {
@@ -38,6 +38,8 @@ def clause(row: ScoreRow) -> str:
     finite = {m: p.value for m, p in row.picks.items() if math.isfinite(p.value)}
     if not finite:
         return f"{row.label}: no values"
+    if all_equal(row.picks):
+        return f"{row.label}: {cell_text(row, next(iter(finite)))} for every model (no difference to call)"
     if row.best is None:
         low, high = min(finite, key=finite.__getitem__), max(finite, key=finite.__getitem__)
         return f"{row.label} ranges from {_value(row, low)} to {_value(row, high)} (no better direction)"
