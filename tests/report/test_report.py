@@ -222,3 +222,23 @@ def test_datasets_come_from_the_manifests_and_the_vtab_test_splits(tmp_path):
         "c": ("imagenet_c (3 variants)", 30.0), "val": ("imagenet_val", 400.0), "eurosat": (VTAB_KIND, 13.0),
     }  # fmt: skip
     assert dataset_sizes(results, None) == {"val": ("", 400.0), "eurosat": (VTAB_KIND, 13.0)}
+
+
+def test_table3_uses_display_names_in_paper_order_with_intervals():
+    from beyond_imagenet.report import vtab_section
+
+    from beyond_imagenet.data.vtab.tasks import get_preset
+
+    natural = [t.name for t in get_preset("clipbench19").tasks if t.group == "natural"]
+    records = []
+    for model, value in (("convnext_clip", 70.0), ("vit_sup", 80.0)):
+        for task in natural:  # every Natural task: the group mean exists
+            metrics = {f"vtab/{task}/top1": value, f"vtab/{task}/mean_per_class_recall": value - 5}
+            records.append(ResultRecord("vtab_probe", model, task, metrics, details={"group": "natural"}))
+    results = table([row("vit_sup", "vtab", "clipbench19", "natural", 80.0, 78.25, 81.5)])
+    text = vtab_section(records, "clipbench19", ["convnext_clip", "vit_sup"], results=results)
+    lines = text.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("| Model |"))
+    assert lines[first + 2].startswith("| ViT-sup | 80.0 (78.2-81.5) |")  # paper order: ViT-sup first
+    assert lines[first + 3].startswith("| ConvNeXt-clip | 70.0 |")  # no interval in the table: the value alone
+    assert "| Task | Group | ViT-sup | ConvNeXt-clip |" in text and "convnext_clip" not in text

@@ -249,21 +249,30 @@ def table3_settings(table: Table3, metric: str = "top1") -> dict[str, dict[str, 
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _cell(value: float | None) -> str:
-    return MISSING_CELL if value is None else f"{value:.1f}"
+Intervals = Mapping[tuple[str, str], tuple[float, float]]  # (model, group or "overall") -> (low, high)
+
+
+def _cell(value: float | None, interval: tuple[float, float] | None = None) -> str:
+    if value is None:
+        return MISSING_CELL
+    if interval is None or not all(math.isfinite(v) for v in interval):
+        return f"{value:.1f}"
+    return f"{value:.1f} ({interval[0]:.1f}-{interval[1]:.1f})"
 
 
 def _md_name(name: str) -> str:
     return name.replace("|", "\\|")
 
 
-def _summary_rows(table: Table3, recall: bool) -> list[str]:
+def _summary_rows(table: Table3, recall: bool, names: Mapping[str, str], intervals: Intervals) -> list[str]:
     lines = ["| Model | " + " | ".join(TABLE3_COLUMNS) + " |", "| --- |" + " ---: |" * len(TABLE3_COLUMNS)]
     for model, row in table.rows.items():
         groups = row.groups_mean_per_class_recall if recall else row.groups
         overall = row.overall_mean_per_class_recall if recall else row.overall
-        cells = [_cell(groups[g]) for g in GROUPS] + [_cell(overall)]
-        lines.append(f"| {_md_name(model)} | " + " | ".join(cells) + " |")
+        shown = {} if recall else intervals
+        cells = [_cell(groups[g], shown.get((model, g))) for g in GROUPS]
+        cells.append(_cell(overall, shown.get((model, "overall"))))
+        lines.append(f"| {_md_name(names.get(model, model))} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -274,41 +283,43 @@ def _task_cell(row: ModelScores, task: str) -> str:
     return f"{score.top1:.1f} ({score.mean_per_class_recall:.1f})"
 
 
-def table3_markdown(table: Table3) -> str:
+def table3_markdown(table: Table3, names: Mapping[str, str] | None = None, intervals: Intervals | None = None) -> str:
     """Table 3 as Markdown, for the ``probe`` stage's ``table3.md`` and the report.
 
     The paper's layout (top-1), the same for mean per-class recall, the per-task table (top-1 with recall in
-    parentheses) and one line per model naming its missing tasks.
+    parentheses) and one line per model naming its missing tasks. ``names`` shows a model under another name (the
+    report's display names); ``intervals`` adds "(low-high)" to the top-1 group and Overall cells.
     """
+    names, intervals = names or {}, intervals or {}
     sizes = ", ".join(f"{GROUP_LABELS[g]} {len(table.task_groups[g])}" for g in GROUPS)
     lines = [
         f"VTAB linear probe, preset `{table.preset}`: top-1 (%) per group ({sizes} tasks); "
         f"Overall = mean of the {len(table.tasks)} tasks (not the mean of the groups).",
         "",
-        *_summary_rows(table, recall=False),
+        *_summary_rows(table, False, names, intervals),
         "",
         "Mean per-class recall (%), same aggregation:",
         "",
-        *_summary_rows(table, recall=True),
+        *_summary_rows(table, True, names, intervals),
         "",
         "Per task: top-1 (mean per-class recall), %:",
         "",
-        "| Task | Group | " + " | ".join(_md_name(m) for m in table.models) + " |",
+        "| Task | Group | " + " | ".join(_md_name(names.get(m, m)) for m in table.models) + " |",
         "| --- | --- |" + " ---: |" * len(table.models),
     ]
     for task in table.tasks:
         cells = [_task_cell(row, task) for row in table.rows.values()]
         lines.append(f"| {task} | {GROUP_LABELS[table.group_of(task)]} | " + " | ".join(cells) + " |")
-    notes = [_missing_note(row, table) for row in table.rows.values() if row.missing]
+    notes = [_missing_note(row, table, names) for row in table.rows.values() if row.missing]
     if notes:
         lines += ["", *notes]
     return "\n".join(lines) + "\n"
 
 
-def _missing_note(row: ModelScores, table: Table3) -> str:
+def _missing_note(row: ModelScores, table: Table3, names: Mapping[str, str]) -> str:
     groups = [GROUP_LABELS[g] for g in GROUPS if row.groups[g] is None]
     return (
-        f"- {_md_name(row.model)}: Overall not computed: missing {', '.join(row.missing)} "
+        f"- {_md_name(names.get(row.model, row.model))}: Overall not computed: missing {', '.join(row.missing)} "
         f"({len(row.missing)} of {len(table.tasks)} tasks; also not computed: {', '.join(groups)})"
     )
 

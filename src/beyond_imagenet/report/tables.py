@@ -89,13 +89,35 @@ def differences_section(comparisons: pd.DataFrame, significance: float, holm_fam
     return "\n".join(lines) + "\n"
 
 
+def vtab_intervals(results: pd.DataFrame) -> dict[tuple[str, str], tuple[float, float]]:
+    """{(model, group or "overall"): (low, high)} of the tidy table's VTAB summary rows (top-1)."""
+    if results.empty:
+        return {}
+    rows = results[(results["analysis"] == "vtab") & results["ci_low"].notna() & results["ci_high"].notna()]
+    return {
+        (str(m), str(metric)): (float(low), float(high))
+        for m, metric, low, high in zip(rows["model"], rows["metric"], rows["ci_low"], rows["ci_high"], strict=True)
+    }
+
+
 def vtab_section(
-    records: Sequence[ResultRecord], preset: str, model_ids: Sequence[str], not_run: dict[str, str] | None = None
+    records: Sequence[ResultRecord],
+    preset: str,
+    model_ids: Sequence[str],
+    not_run: dict[str, str] | None = None,
+    results: pd.DataFrame | None = None,
 ) -> str:
-    """Paper Table 3 (VTAB linear probes) built from the probe records; empty when there are none."""
+    """Paper Table 3 (VTAB linear probes) from the probe records, paper order and display names; "" without records.
+
+    With the tidy ``results`` table, the top-1 group and Overall cells carry their intervals.
+    """
     if not records:
         return ""
-    table = table3_markdown(table3_from_records(records, preset, paper_order(model_ids))) + not_run_note(not_run or {})
+    order = paper_order(model_ids)
+    names = {m: display_name(m) for m in order}
+    intervals = vtab_intervals(results) if results is not None else {}
+    table = table3_markdown(table3_from_records(records, preset, order), names, intervals)
+    table += not_run_note(not_run or {})
     return "## Transfer: VTAB linear probes (paper Table 3)\n\n" + table.strip() + "\n"
 
 

@@ -47,7 +47,7 @@ def run_report(args: argparse.Namespace) -> None:
     vtab_records = [
         r for r in load_model_records(paths.vtab.records, params.models, preset.names) if r.analysis == "vtab_probe"
     ]
-    vtab = vtab_section(vtab_records, preset.name, params.models, _not_run(paths))
+    vtab = vtab_section(vtab_records, preset.name, params.models, _not_run(paths), results)
     differences = differences_section(comparisons, params.statistics.significance, params.statistics.holm_family)
     state = git_state()
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
