@@ -181,7 +181,7 @@ def test_tables_2_and_3_with_n_and_the_appendix(tmp_path):
     assert "<td>n</td><td>50000</td><td>10000</td>" in tables
     assert "Test images per task (n): eurosat 5400." in tables
     appendix = re.search(r'<section id="appendix">(.*?)</section>', page, flags=re.S)[1]
-    assert "1 of 1 paired comparisons" in appendix and "vit_sup - b = 1.5 [1, 2]" in appendix
+    assert "1 of 1 paired comparisons" in appendix and "ViT-sup - b = 1.5 [1, 2]" in appendix
 
 
 def test_table2_in_the_paper_layout_says_what_the_average_misses():
@@ -225,9 +225,8 @@ def test_datasets_come_from_the_manifests_and_the_vtab_test_splits(tmp_path):
 
 
 def test_table3_uses_display_names_in_paper_order_with_intervals():
-    from beyond_imagenet.report import vtab_section
-
     from beyond_imagenet.data.vtab.tasks import get_preset
+    from beyond_imagenet.report import vtab_section
 
     natural = [t.name for t in get_preset("clipbench19").tasks if t.group == "natural"]
     records = []

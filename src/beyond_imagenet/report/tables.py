@@ -81,7 +81,8 @@ def differences_section(comparisons: pd.DataFrame, significance: float, holm_fam
     ]
     for row in real.head(MAX_DIFFERENCES).to_dict("records"):
         lines.append(
-            f"- {row['name']}: {row['model_a']} - {row['model_b']} = {row['difference']:.4g} "
+            f"- {row['name']}: {display_name(str(row['model_a']))} - {display_name(str(row['model_b']))} "
+            f"= {row['difference']:.4g} "
             f"[{row['ci_low']:.4g}, {row['ci_high']:.4g}], p_holm = {row['p_holm']:.2g}"
         )
     if len(real) > MAX_DIFFERENCES:
