@@ -24,6 +24,7 @@ only when its command runs, so ``--help`` and the listings do not load Lightning
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import logging
 import sys
@@ -193,8 +194,22 @@ def _run(target: str, args: argparse.Namespace) -> None:
     getattr(importlib.import_module(f"beyond_imagenet.stages.{module}"), function)(args)
 
 
+def suggestion(argv: Sequence[str]) -> str | None:
+    """ "did you mean ...?" for a first word that is not a command but close to one (a typo), else None."""
+    words = [a for a in argv if not a.startswith("-")]
+    if not words or words[0] in COMMANDS:
+        return None
+    close = difflib.get_close_matches(words[0], list(COMMANDS), n=1, cutoff=0.6)
+    return f"unknown command {words[0]!r}: did you mean `beyond-imagenet {close[0]}`?" if close else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, run the command; a :class:`UserError` prints ``error: ...`` and returns 2."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    hint = suggestion(argv)
+    if hint:
+        print(f"error: {hint}", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
