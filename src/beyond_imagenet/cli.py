@@ -195,7 +195,7 @@ def _run(target: str, args: argparse.Namespace) -> None:
 
 
 def suggestion(argv: Sequence[str]) -> str | None:
-    """ "did you mean ...?" for a first word that is not a command but close to one (a typo), else None."""
+    """A "did you mean ...?" for a first word that is not a command but close to one (a typo), else None."""
     words = [a for a in argv if not a.startswith("-")]
     if not words or words[0] in COMMANDS:
         return None

@@ -91,43 +91,93 @@ def test_metrics_files_of_every_demo_model(demo_repo):
         assert len([k for k in cka[model] if k.startswith("cka_cross/") and k.endswith("/last_layer")]) == 3
 
 
-def test_mlflow_runs_with_metrics_and_reliability_diagrams(demo_repo):
+def _client_and_experiment(repo: Path, name: str = "beyond-imagenet"):
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{demo_repo}/mlruns/mlflow.db")
-    experiment = client.get_experiment_by_name("beyond-imagenet")
-    runs = client.search_runs([experiment.experiment_id], "tags.analysis = 'calibration'")
+    client = MlflowClient(tracking_uri=f"sqlite:///{repo}/mlruns/mlflow.db")
+    return client, client.get_experiment_by_name(name).experiment_id
+
+
+def _artifacts(repo: Path, run) -> set[str]:
+    """The files of a run, read where the proxied store keeps them (mlruns/artifacts/<experiment>/<run>/...)."""
+    uri = run.info.artifact_uri
+    assert uri.startswith("mlflow-artifacts:/"), uri  # relative: a copied mlruns/ serves its own files
+    folder = repo / "mlruns" / "artifacts" / uri.removeprefix("mlflow-artifacts:/")
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_mlflow_model_runs_under_one_parent_per_analysis(demo_repo):
+    from beyond_imagenet.models.display import display_map
+
+    client, experiment = _client_and_experiment(demo_repo)
+    kind = client.get_experiment(experiment).tags["mlflow.experimentKind"]
+    assert kind == "custom_model_development"  # the UI opens on runs, not GenAI traces
+    (parent,) = client.search_runs([experiment], "tags.analysis = 'calibration' and tags.run_role = 'analysis'")
+    assert parent.info.run_name == "calibration"
+    runs = client.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
     assert sorted(r.data.tags["model"] for r in runs) == sorted(DEMO_MODELS)
+    assert {"figures/demo_val/all_models.png", "figures/all/fig4.png"} <= _artifacts(demo_repo, parent)
+    displays = display_map(DEMO_MODELS)
     for run in runs:
-        assert 0.0 <= run.data.metrics["calibration/demo_val/ece"] <= 1.0
-        figures = {a.path for a in client.list_artifacts(run.info.run_id, "figures/demo_val")}
         model = run.data.tags["model"]
-        assert figures == {
-            f"figures/demo_val/{model}.png",
-            "figures/demo_val/all_models.png",
-            "figures/demo_val/fig4.png",
-        }
-    accuracy = client.search_runs([experiment.experiment_id], "tags.analysis = 'accuracy'")
-    assert len(accuracy) == 4 and all("accuracy/demo_val/top1" in r.data.metrics for r in accuracy)
-    assert (demo_repo / "reports" / "summary.md").read_text().count("demo_random_") >= 4
+        assert run.info.run_name == displays[model].name  # e.g. "ViT-sup (demo)"
+        assert run.data.tags["mlflow.runColor"] == displays[model].colour
+        assert 0.0 <= run.data.metrics["calibration/demo_val/ece"] <= 1.0
+        assert {"figures/demo_val/calibration.png", "intervals.csv", "provenance.json"} <= _artifacts(demo_repo, run)
+        assert {i.dataset.name for i in run.inputs.dataset_inputs} == {"demo_val", "demo_r"}
+        assert run.data.tags["git_dirty"] == "False"  # the demo rewrote dvc.lock: output, not code
+    assert len({r.data.tags["mlflow.runColor"] for r in runs}) == 4
     expected = {
+        "accuracy": "accuracy/demo_val/top1",
         "robustness": "robustness/imagenet_c/mce",
         "imagenet_x": "imagenet_x/pose/error_ratio",
         "pug": "pug/average",
         "shape_bias": "shape_bias/fraction_correct_shape",
         "cka": "cka/normalisation/mean_adjacent",
-        "invariance": "invariance/resolution/336/consistency",
+        "invariance": "invariance/resolution/consistency",  # a curve: one key, step = resolution
     }
     for analysis, metric in expected.items():
-        found = client.search_runs([experiment.experiment_id], f"tags.analysis = '{analysis}'")
+        found = client.search_runs([experiment], f"tags.analysis = '{analysis}' and tags.run_role = 'model'")
         assert sorted(r.data.tags["model"] for r in found) == sorted(DEMO_MODELS), analysis
         assert all(metric in r.data.metrics for r in found), analysis
+    history = client.get_metric_history(found[0].info.run_id, "invariance/resolution/consistency")
+    assert sorted(m.step for m in history) == [112, 224, 336, 512, 640]
+
+
+def test_the_calibration_deep_link_selects_the_four_models_and_a_rerun_adds_no_runs(demo_repo):
+    from urllib.parse import parse_qs, urlsplit
+
+    from beyond_imagenet.base.config import TrackingConfig
+    from beyond_imagenet.tracking.links import deep_links
+
+    client, experiment = _client_and_experiment(demo_repo)
+    config = TrackingConfig(tracking_uri=f"sqlite:///{demo_repo}/mlruns/mlflow.db")
+    links = deep_links(config)
+    assert list(links)[:5] == ["accuracy", "robustness", "imagenet_x", "pug", "calibration"]
+    query = parse_qs(urlsplit(links["calibration"]).fragment.partition("?")[2])
+    assert query["workflowType"] == ["machine_learning"]
+    selected = client.search_runs([experiment], query["searchFilter"][0])
+    assert sorted(r.data.tags["model"] for r in selected) == sorted(DEMO_MODELS)
+    before = len(client.search_runs([experiment], max_results=5000))
+    _run(["beyond-imagenet", "analyze", "--analyses", "calibration"], demo_repo)  # same caches, same records
+    assert len(client.search_runs([experiment], max_results=5000)) == before
+
+
+def test_the_report_opens_on_the_scorecard_of_the_demo_models(demo_repo):
+    page = (demo_repo / "reports" / "report.html").read_text()
+    assert page.index('<table id="scorecard">') < page.index("<section")
+    assert "Demo run: random weights: numbers are noise." in page
+    for name in ("ViT-sup (demo)", "ConvNeXt-sup (demo)", "ViT-clip (demo)", "ConvNeXt-clip (demo)"):
+        assert name in page
+    figures = sorted((demo_repo / "results").rglob("*.png"))
+    assert len(figures) >= 18  # every figure is embedded (paths as the stage saw them, from the repository root)
+    assert all(f'data-source="{f.relative_to(demo_repo).as_posix()}"' in page for f in figures)
+    text = (demo_repo / "reports" / "report.md").read_text()
+    assert "## Paper Tables 2 and 3" in text and "VTAB linear probe, preset `clipbench19`" in text
 
 
 def test_vtab_probes_table3_and_mlflow_runs(demo_repo):
     """`make demo` runs the 19 clipbench19 tasks for every demo model: Table 3, Fig. 6 bottom, MLflow runs."""
-    from mlflow.tracking import MlflowClient
-
     vtab = json.loads((demo_repo / "results" / "vtab" / "metrics.json").read_text())
     assert vtab["preset"] == "clipbench19" and vtab["not_run"] == {}
     assert sorted(vtab["models"]) == sorted(DEMO_MODELS)
@@ -136,17 +186,17 @@ def test_vtab_probes_table3_and_mlflow_runs(demo_repo):
         tops = [t["top1"] for t in entry["tasks"].values()]
         assert entry["overall"] == pytest.approx(sum(tops) / 19)
     assert (demo_repo / "results" / "vtab" / "figures" / "fig6_bottom.png").stat().st_size > 10_000
-    assert "Table 3" in (demo_repo / "reports" / "summary.md").read_text()
-    client = MlflowClient(tracking_uri=f"sqlite:///{demo_repo}/mlruns/mlflow.db")
-    experiment = client.get_experiment_by_name("beyond-imagenet").experiment_id
-    parents = client.search_runs([experiment], "tags.analysis = 'vtab_probe'", max_results=1000)
-    trials = client.search_runs([experiment], "tags.analysis = 'vtab_trial'", max_results=5000)
+    client, trials_experiment = _client_and_experiment(demo_repo, "beyond-imagenet-probe-trials")
+    parents = client.search_runs([trials_experiment], "tags.analysis = 'vtab_probe'", max_results=1000)
+    trials = client.search_runs([trials_experiment], "tags.analysis = 'vtab_trial'", max_results=5000)
     assert len(parents) == 4 * 19 and all("test/top1" in r.data.metrics for r in parents)
     assert len(trials) == 4 * 19 * 4  # params.yaml: transfer.search.n_trials 4
     assert {r.data.tags["mlflow.parentRunId"] for r in trials} == {r.info.run_id for r in parents}
-    summary = client.search_runs([experiment], "tags.analysis = 'vtab'")
+    _, experiment = _client_and_experiment(demo_repo)
+    summary = client.search_runs([experiment], "tags.analysis = 'vtab' and tags.run_role = 'model'")
     assert sorted(r.data.tags["model"] for r in summary) == sorted(DEMO_MODELS)
     assert all("vtab/overall" in r.data.metrics for r in summary)
+    assert not client.search_runs([experiment], "tags.analysis = 'vtab_trial'")  # trials stay out of the main list
 
 
 def test_every_paper_figure_is_produced(demo_repo):

@@ -7,6 +7,7 @@ import csv
 import json
 import subprocess
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from PIL import Image
@@ -188,6 +189,24 @@ def test_deep_links_select_the_newest_parents_children(tmp_path):
     assert links["calibration"].startswith(f"http://h:1/#/experiments/{parent.info.experiment_id}/runs?")
     assert "workflowType=machine_learning" in links["calibration"]
     assert "searchFilter=tags.%60mlflow.parentRunId%60%20%3D%20%27" in links["calibration"]
+
+
+def test_deep_links_follow_the_current_content_after_a_change_is_reverted(tmp_path):
+    config = config_in(tmp_path)
+    records = calibration_records(tmp_path)
+    log_records(records, config)
+    original = records[0].metrics["calibration/val/ece"]
+    records[0].metrics["calibration/val/ece"] = 0.9  # a params change: a new set of runs
+    log_records(records, config)
+    records[0].metrics["calibration/val/ece"] = original  # reverted: the first set is current again, no new runs
+    assert log_records(records, config) == []
+    client, runs = runs_of(config)
+    parents = [r for r in runs if r.data.tags["run_role"] == "analysis"]
+    assert len(parents) == 2
+    query = parse_qs(urlsplit(deep_links(config)["calibration"]).fragment.partition("?")[2])
+    selected = client.search_runs([parents[0].info.experiment_id], query["searchFilter"][0])
+    ece = {r.data.tags["model"]: r.data.metrics["calibration/val/ece"] for r in selected}
+    assert ece[records[0].model_id] == original
 
 
 def test_git_dirty_ignores_what_the_pipeline_writes(tmp_path, monkeypatch):

@@ -2,8 +2,9 @@
 
 The UI (a hash router) reads, on ``#/experiments/<id>/runs``: ``workflowType=machine_learning`` (the
 model-training view, not GenAI's traces), ``searchFilter`` (a runs search filter), ``orderByKey``/``orderByAsc`` and
-``compareRunsMode`` (``TABLE``, ``CHART`` or ``ARTIFACT``). The filter selects the children of the analysis'
-newest parent run, so a link shows exactly the models of the last pipeline run, coloured as in the figures.
+``compareRunsMode`` (``TABLE``, ``CHART`` or ``ARTIFACT``). The filter selects the children of the analysis' current
+parent run (the one last logged or found unchanged), so a link shows exactly the models of the last pipeline run,
+coloured as in the figures.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from urllib.parse import quote, urlencode
 
 from beyond_imagenet.base.config import TrackingConfig
-from beyond_imagenet.tracking.store import ROLE_TAG, get_client
+from beyond_imagenet.tracking.store import ROLE_TAG, SEEN_TAG, get_client
 
 ANALYSES = ("accuracy", "robustness", "imagenet_x", "pug", "calibration", "shape_bias", "invariance", "cka", "vtab")
 CHART_ANALYSES = ("calibration", "invariance")  # open on the charts (curves, per-model bars) rather than the table
@@ -43,13 +44,18 @@ def latest_parents(config: TrackingConfig) -> tuple[str | None, dict[str, str]]:
     runs = client.search_runs(
         [experiment.experiment_id],
         f"tags.{ROLE_TAG} = 'analysis' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1000,
+        max_results=5000,
     )
+    runs.sort(key=_last_logged, reverse=True)
     parents: dict[str, str] = {}
     for run in runs:
         parents.setdefault(run.data.tags.get("analysis", ""), run.info.run_id)
     return experiment.experiment_id, parents
+
+
+def _last_logged(run) -> int:
+    """When the run's content was last logged (its ``logged_at_ms`` tag, else its start time), in ms."""
+    return int(run.data.tags.get(SEEN_TAG) or run.info.start_time or 0)
 
 
 def deep_links(config: TrackingConfig, base: str = "http://127.0.0.1:5000") -> dict[str, str]:

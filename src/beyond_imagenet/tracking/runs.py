@@ -5,7 +5,8 @@ A parent (``run_role=analysis``) is named after the analysis and holds the all-m
 colour (tag ``mlflow.runColor``) and holds the model's metrics (sweeps as curves, :func:`sweep_metrics`), the
 protocol knobs as params, provenance as tags and ``provenance.json``, the datasets as inputs and its figures under
 names shared by every model (Compare -> Artifacts puts them side by side). An unchanged rerun finds the parent by
-its ``content_key`` tag and logs nothing.
+its ``content_key`` tag and logs nothing but the time it was found (``logged_at_ms``), so that the deep links follow
+the parent whose content the pipeline holds now, also after a change was reverted.
 """
 
 from __future__ import annotations
@@ -25,11 +26,14 @@ from beyond_imagenet.models.display import display_map, display_name
 from beyond_imagenet.tracking.store import (
     KEY_TAG,
     ROLE_TAG,
+    SEEN_TAG,
     RunFiles,
     content_key,
     experiment_id,
     find_run,
     get_client,
+    mark_seen,
+    now_ms,
 )
 
 log = logging.getLogger(__name__)
@@ -199,10 +203,12 @@ def _log_analysis(client, config: TrackingConfig, experiment: str, records: list
     key = content_key([analysis, stage, sorted(model_key(g, stage) for g in groups.values())])
     existing = find_run(client, experiment, key)
     if existing is not None:
+        mark_seen(client, existing.info.run_id)  # current again: the deep links follow it
         log.info("MLflow: %s unchanged, run %s kept", analysis, existing.info.run_id)
         return []
     git = git_state()
     tags = {"analysis": analysis, "dvc_stage": stage, ROLE_TAG: "analysis", KEY_TAG: key, "models": ",".join(groups)}
+    tags[SEEN_TAG] = now_ms()
     tags.update({"git_sha": str(git["git_sha"]), "git_dirty": str(git["git_dirty"])})
     parent = client.create_run(experiment, tags=tags, run_name=analysis)
     shared, own = split_artifacts(records)

@@ -15,12 +15,14 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 from beyond_imagenet.base.config import TrackingConfig
 
 PROXY_SCHEME = "mlflow-artifacts:/"
 KEY_TAG = "content_key"  # hash of what a run holds: an unchanged rerun finds its run instead of adding one
+SEEN_TAG = "logged_at_ms"  # when a run's content was last logged (created, or found unchanged): the newest is current
 ROLE_TAG = "run_role"  # "analysis" (a parent), "model" (its children), "files", "probe", "trial"
 ML_KIND = "custom_model_development"  # experiment tag mlflow.experimentKind: the UI opens the runs table
 
@@ -73,6 +75,16 @@ def find_run(client, experiment: str, key: str):
         [experiment], f"tags.{KEY_TAG} = '{key}' and attributes.status = 'FINISHED'", max_results=1
     )
     return runs[0] if runs else None
+
+
+def now_ms() -> str:
+    """The time as a ``SEEN_TAG`` value: milliseconds since the epoch, zero-padded so that strings sort as numbers."""
+    return f"{time.time_ns() // 1_000_000:015d}"
+
+
+def mark_seen(client, run_id: str) -> None:
+    """Record that ``run_id``'s content is what the pipeline holds now (an unchanged rerun found it)."""
+    client.set_tag(run_id, SEEN_TAG, now_ms())
 
 
 def local_artifact_dir(config: TrackingConfig, artifact_uri: str) -> Path | None:
