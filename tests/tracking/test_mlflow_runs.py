@@ -165,6 +165,18 @@ def test_an_unchanged_rerun_adds_no_runs_and_a_change_adds_a_new_set(tmp_path):
     assert len(runs_of(config)[1]) == 7
 
 
+def test_records_reloaded_in_another_order_are_the_same_runs(tmp_path):
+    """The stage logs its records in its own order; ``load_records`` returns them in file order."""
+    config = config_in(tmp_path)
+    records = [
+        record(model, "calibration", dataset, {f"calibration/{dataset}/ece": 0.1 * (i + 1)})
+        for i, model in enumerate(MODELS)
+        for dataset in ("val", "r")
+    ]
+    assert len(log_records(records, config)) == 3
+    assert log_records(list(reversed(records)), config) == []
+
+
 def test_report_run_is_short_named_and_holds_the_html(tmp_path):
     config = config_in(tmp_path)
     html = tmp_path / "report.html"

@@ -163,11 +163,13 @@ def split_artifacts(records: list[ResultRecord]) -> tuple[dict[str, str], dict[t
 
 
 def model_key(records: list[ResultRecord], stage: str) -> str:
-    """What identifies a model run's content: model, analysis, stage, config hashes, params and metrics."""
-    return content_key(
-        [stage, records[0].model_id, records[0].analysis, records[0].params]
-        + [[r.dataset, r.provenance.get("cache_config_hash"), r.metrics] for r in records]
-    )
+    """What identifies a model run's content: model, analysis, stage, config hashes, params and metrics.
+
+    Independent of the records' order (a stage's order and ``load_records``' file order differ).
+    """
+    ordered = sorted(records, key=lambda r: r.dataset)
+    per_dataset = [[r.dataset, r.provenance.get("cache_config_hash"), r.metrics] for r in ordered]
+    return content_key([stage, records[0].model_id, records[0].analysis, records[0].params] + per_dataset)
 
 
 def _log_model_run(client, experiment: str, parent: str, group: list[ResultRecord], stage: str, extra: dict) -> str:
