@@ -169,7 +169,7 @@ def model_key(records: list[ResultRecord], stage: str) -> str:
     """
     ordered = sorted(records, key=lambda r: r.dataset)
     per_dataset = [[r.dataset, r.provenance.get("cache_config_hash"), r.metrics] for r in ordered]
-    return content_key([stage, records[0].model_id, records[0].analysis, records[0].params] + per_dataset)
+    return content_key([stage, records[0].model_id, records[0].analysis, records[0].params, *per_dataset])
 
 
 def _log_model_run(client, experiment: str, parent: str, group: list[ResultRecord], stage: str, extra: dict) -> str:
