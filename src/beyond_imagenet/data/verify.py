@@ -6,10 +6,12 @@ registry while scanning; this module adds the decode pass, spread over worker pr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from beyond_imagenet.base.errors import ImageDecodeError
+from beyond_imagenet.data.decode import check_decodable
 from beyond_imagenet.data.registry import ImageDataset
 from beyond_imagenet.data.samples import Sample
 
@@ -35,6 +37,28 @@ def _decode_error(sample: Sample) -> str | None:
     except ImageDecodeError as err:
         return err.reason
     return None
+
+
+def _quick_decode_error(sample: Sample) -> str | None:
+    """Why ``sample`` will not decode, by the cheap check (:func:`check_decodable`) for plain files."""
+    try:
+        if sample.plain_file is not None:
+            check_decodable(sample.plain_file)
+        else:
+            sample.decode()
+    except ImageDecodeError as err:
+        return err.reason
+    return None
+
+
+def find_undecodable(samples: Sequence[Sample], workers: int) -> list[tuple[int, str]]:
+    """(index, reason) of every sample that does not decode, by the cheap check, on ``workers`` processes."""
+    if workers <= 1:
+        reasons = list(map(_quick_decode_error, samples))
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            reasons = list(pool.map(_quick_decode_error, samples, chunksize=DECODE_CHUNK))
+    return [(i, reason) for i, reason in enumerate(reasons) if reason is not None]
 
 
 def decode_all(samples: list[Sample], workers: int) -> list[tuple[str, str]]:

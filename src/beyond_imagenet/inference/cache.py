@@ -4,21 +4,36 @@
 ``targets.npy`` [N] int64, ``sample_ids.json`` (N strings) and ``meta.json``. ``meta.json`` is written last,
 so its presence marks a complete cache. While a pass runs, finished chunks of samples go to ``partial/``;
 an interrupted pass resumes from them. A cache whose configuration hash differs from the requested one is
-recomputed, never reused.
+recomputed, never reused. ``meta.json``'s ``checksums`` (sha256 per file) are verified whenever a cache is judged up to
+date or loaded; caches without them (written by other tools) get the shape and row-count checks only. A cache is
+written by one process at a time (:func:`cache_lock`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from beyond_imagenet.base.errors import CacheFormatError, NonFiniteLogitsError
-from beyond_imagenet.base.files import atomic_open, atomic_save_npy, atomic_write_json
+from beyond_imagenet.base.files import (
+    TEMP_SUFFIX,
+    atomic_open,
+    atomic_save_npy,
+    atomic_write_json,
+    exclusive_lock,
+    remove_temp_files,
+    sha256_file,
+)
 from beyond_imagenet.base.hashing import HASH_FORMAT, safe_name
+
+log = logging.getLogger(__name__)
 
 CACHE_FORMAT_VERSION = HASH_FORMAT
 META_FILE = "meta.json"
@@ -26,6 +41,9 @@ ARRAY_FILES = ("logits.npy", "features.npy", "targets.npy")
 IDS_FILE = "sample_ids.json"
 LABEL_LISTS_FILE = "label_lists.json"  # multi-label sets only (ImageNet-Hard): valid ImageNet indices per row
 PARTIAL_DIR = "partial"
+LOCK_FILE = ".lock"  # flock'ed while a process writes the cache (never part of the cache's content)
+CHECKSUMS_KEY = "checksums"  # meta.json: {file name: sha256 hex} of every file written before meta.json
+REFRESH_HINT = "rerun `beyond-imagenet infer` (or `dvc repro inference`) to recompute it, or delete {path}"
 
 
 def cache_path(cache_root: str | Path, dataset: str, model_id: str, variant: str | None = None) -> Path:
@@ -75,10 +93,109 @@ def read_meta(path: str | Path) -> dict | None:
         raise CacheFormatError(f"{meta_file} is not valid JSON: {err}; delete {path} and rerun") from err
 
 
-def is_complete(path: str | Path, expected_hash: str) -> bool:
-    """True when ``path`` holds a finished cache made with exactly ``expected_hash``."""
+def checksum_problems(path: str | Path, meta: dict) -> list[str]:
+    """What differs from ``meta["checksums"]`` (missing files, changed bytes); empty when none are recorded."""
+    problems = []
+    for name, digest in (meta.get(CHECKSUMS_KEY) or {}).items():
+        file = Path(path) / name
+        if not file.is_file():
+            problems.append(f"{name} is missing")
+        elif sha256_file(file) != digest:
+            problems.append(f"{name} does not match its sha256 in {META_FILE} (truncated or overwritten)")
+    return problems
+
+
+def _array_shape(file: Path) -> tuple[int, ...] | str:
+    """The shape of a ``.npy`` file read from its header (memory-mapped, cheap), or why it cannot be read."""
+    try:
+        return tuple(np.load(file, mmap_mode="r", allow_pickle=False).shape)
+    except (ValueError, OSError, EOFError) as err:
+        return f"{file.name} is unreadable ({err})"
+
+
+def _json_rows(file: Path) -> int | str:
+    """The length of a JSON list file, or why it cannot be read."""
+    try:
+        rows = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as err:
+        return f"{file.name} is unreadable ({err})"
+    return len(rows) if isinstance(rows, list) else f"{file.name} does not hold a JSON list"
+
+
+def _row_problems(path: Path, meta: dict) -> list[str]:
+    """Shape and row-count consistency of the four files (and ``n_samples``, ``label_lists.json`` if present)."""
+    shapes = {name: _array_shape(path / name) for name in ARRAY_FILES}
+    n = _json_rows(path / IDS_FILE)
+    unreadable = [v for v in (*shapes.values(), n) if isinstance(v, str)]
+    if unreadable:
+        return unreadable
+    dims = {"logits.npy": 2, "features.npy": 2, "targets.npy": 1}
+    if any(len(shapes[name]) != dims[name] for name in ARRAY_FILES) or {s[0] for s in shapes.values()} != {n}:
+        return [f"arrays do not align with {n} sample ids: {shapes}"]
+    problems = []
+    if "n_samples" in meta and meta["n_samples"] != n:
+        problems.append(f"{IDS_FILE} has {n} rows but {META_FILE} records n_samples {meta['n_samples']}")
+    if (path / LABEL_LISTS_FILE).exists() and _json_rows(path / LABEL_LISTS_FILE) != n:
+        problems.append(f"{LABEL_LISTS_FILE} does not have {n} rows")
+    return problems
+
+
+def cache_problems(path: str | Path, meta: dict) -> list[str]:
+    """Why the complete-looking cache at ``path`` cannot be trusted: missing files, checksums, rows; empty if fine."""
+    path = Path(path)
+    missing = [f for f in (*ARRAY_FILES, IDS_FILE) if not (path / f).is_file()]
+    if missing:
+        return [f"it lacks {', '.join(missing)} (see docs/cache.md)"]
+    return checksum_problems(path, meta) or _row_problems(path, meta)
+
+
+def is_complete(
+    path: str | Path,
+    expected_hash: str,
+    problems: Callable[[Path, dict], list[str]] = cache_problems,
+    report: bool = True,
+) -> bool:
+    """True when ``path`` holds an intact finished cache made with exactly ``expected_hash``.
+
+    A cache with the right hash that fails ``problems`` (checksums, shapes) counts as missing, so the inference
+    stage recomputes it; with ``report`` it is logged as damaged.
+    """
     meta = read_meta(path)
-    return bool(meta) and meta.get("config_hash") == expected_hash
+    if not meta or meta.get("config_hash") != expected_hash:
+        return False
+    found = problems(Path(path), meta)
+    if found and report:
+        log.warning("cache %s is damaged (%s): recomputing it", path, "; ".join(found))
+    return not found
+
+
+@contextmanager
+def cache_lock(path: str | Path) -> Iterator[None]:
+    """Hold the write lock of the cache folder ``path``, waiting (and saying so) while another process holds it."""
+    path = Path(path)
+
+    def waiting() -> None:
+        log.warning("another process is writing %s; waiting for it to finish", path)
+
+    with exclusive_lock(path / LOCK_FILE, on_wait=waiting):
+        yield
+
+
+def tidy_finished_cache(path: str | Path) -> list[Path]:
+    """Remove temporary files a killed write left in the finished cache ``path`` (unless a writer holds its lock).
+
+    Nothing is locked or created when there are none (read-only foreign caches stay untouched).
+    """
+    if not any(Path(path).glob(f".*{TEMP_SUFFIX}")):
+        return []
+    try:
+        with exclusive_lock(Path(path) / LOCK_FILE, wait=False):
+            removed = remove_temp_files(path)
+    except OSError:  # held by a writer (BlockingIOError), or a read-only folder
+        return []
+    if removed:
+        log.info("removed %d leftover temporary file(s) from %s", len(removed), path)
+    return removed
 
 
 def _check_finite(logits: np.ndarray, sample_ids: list[str], where: str) -> None:
@@ -97,20 +214,18 @@ def load_cache(path: str | Path, check_finite: bool = True) -> InferenceCache:
     meta = read_meta(path)
     if meta is None:
         raise CacheFormatError(f"no complete cache at {path}: {META_FILE} is missing (run the inference stage)")
-    missing = [f for f in (*ARRAY_FILES, IDS_FILE) if not (path / f).exists()]
-    if missing:
-        raise CacheFormatError(f"cache {path} lacks {', '.join(missing)} (see docs/cache.md)")
     for key in ("model", "dataset"):
         if key not in meta:
             raise CacheFormatError(f"{path / META_FILE} lacks the required key {key!r} (see docs/cache.md)")
+    problems = cache_problems(path, meta)
+    if problems:
+        raise CacheFormatError(
+            f"cache {path} is damaged: {'; '.join(problems)}. Do not analyse it: " + REFRESH_HINT.format(path=path)
+        )
     logits = np.load(path / "logits.npy", allow_pickle=False)
     features = np.load(path / "features.npy", allow_pickle=False)
     targets = np.load(path / "targets.npy", allow_pickle=False)
     sample_ids = json.loads((path / IDS_FILE).read_text())
-    n = len(sample_ids)
-    shapes = {"logits": logits.shape, "features": features.shape, "targets": targets.shape}
-    if logits.ndim != 2 or features.ndim != 2 or targets.ndim != 1 or {len(logits), len(features), len(targets)} != {n}:
-        raise CacheFormatError(f"cache {path}: arrays do not align with {n} sample ids: {shapes}")
     if not np.issubdtype(targets.dtype, np.integer):
         raise CacheFormatError(f"cache {path}: targets.npy must hold integers, found {targets.dtype}")
     if check_finite:
@@ -118,8 +233,6 @@ def load_cache(path: str | Path, check_finite: bool = True) -> InferenceCache:
     label_lists = None
     if (path / LABEL_LISTS_FILE).exists():
         label_lists = json.loads((path / LABEL_LISTS_FILE).read_text())
-        if len(label_lists) != n:
-            raise CacheFormatError(f"cache {path}: {LABEL_LISTS_FILE} has {len(label_lists)} rows for {n} samples")
     logits = logits.astype(np.float32, copy=False)
     return InferenceCache(path, logits, features, targets.astype(np.int64), sample_ids, meta, label_lists)
 
@@ -133,19 +246,27 @@ def write_cache(
     meta: dict,
     label_lists: list[list[int]] | None = None,
 ) -> Path:
-    """Write a complete cache atomically: arrays first, ``meta.json`` last, then drop ``partial/``."""
+    """Write a complete cache atomically: arrays first, ``meta.json`` (with each file's sha256) last.
+
+    Then ``partial/`` is dropped. Temporary files of an earlier, killed write are removed first; callers that may
+    race with another process hold :func:`cache_lock`.
+    """
     path = Path(path)
     _check_finite(logits, sample_ids, f"model {meta.get('model', {}).get('model_id', '?')}")
     (path / META_FILE).unlink(missing_ok=True)  # the old cache stops counting as complete first
-    atomic_save_npy(path / "logits.npy", np.ascontiguousarray(logits, dtype=np.float32))
-    atomic_save_npy(path / "features.npy", np.ascontiguousarray(features, dtype=np.float32))
-    atomic_save_npy(path / "targets.npy", np.ascontiguousarray(targets, dtype=np.int64))
-    atomic_write_json(path / IDS_FILE, list(sample_ids))
+    remove_temp_files(path)
+    files = {
+        "logits.npy": atomic_save_npy(path / "logits.npy", np.ascontiguousarray(logits, dtype=np.float32)),
+        "features.npy": atomic_save_npy(path / "features.npy", np.ascontiguousarray(features, dtype=np.float32)),
+        "targets.npy": atomic_save_npy(path / "targets.npy", np.ascontiguousarray(targets, dtype=np.int64)),
+        IDS_FILE: atomic_write_json(path / IDS_FILE, list(sample_ids)),
+    }
     if label_lists is not None:
-        atomic_write_json(path / LABEL_LISTS_FILE, label_lists)
+        files[LABEL_LISTS_FILE] = atomic_write_json(path / LABEL_LISTS_FILE, label_lists)
     else:
         (path / LABEL_LISTS_FILE).unlink(missing_ok=True)
-    atomic_write_json(path / META_FILE, {"format_version": CACHE_FORMAT_VERSION, **meta})
+    checksums = {name: sha256_file(file) for name, file in files.items()}
+    atomic_write_json(path / META_FILE, {"format_version": CACHE_FORMAT_VERSION, **meta, CHECKSUMS_KEY: checksums})
     shutil.rmtree(path / PARTIAL_DIR, ignore_errors=True)
     return path
 
@@ -181,6 +302,18 @@ class PartialChunks:
                 features=features.astype(np.float32),
                 failed=np.array(json.dumps(failed)),
             )
+
+    def drop_rows(self, rows: np.ndarray) -> list[Path]:
+        """Delete the chunks holding any of the dataset indices ``rows`` (so a rerun recomputes them)."""
+        dropped = []
+        for chunk in sorted(self.done()):
+            file = self.chunk_file(chunk)
+            with np.load(file, allow_pickle=False) as data:
+                hit = np.isin(data["indices"], rows).any()
+            if hit:
+                file.unlink()
+                dropped.append(file)
+        return dropped
 
     def read_all(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
         """Concatenate all chunks in order: (indices, logits, features, failed)."""

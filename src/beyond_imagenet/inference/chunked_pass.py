@@ -26,6 +26,7 @@ from beyond_imagenet.inference.engine import (
     MultiModelPredictor,
     ProgressReporter,
     make_trainer,
+    non_finite_rows,
     speed_options,
 )
 from beyond_imagenet.inference.loader import DecodeOnceDataset, auto_num_workers, make_loader
@@ -38,6 +39,8 @@ from beyond_imagenet.inference.tensor_decode import (
 from beyond_imagenet.models.preprocessing import PreprocessSpec
 
 log = logging.getLogger(__name__)
+
+__all__ = ["PassCache", "non_finite_message", "non_finite_rows", "pass_provenance", "run_chunked_pass"]
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,20 @@ def _loader(samples: Sequence[Sample], indices: np.ndarray, specs: dict, tensor:
     )
 
 
+def non_finite_message(name: str, bad: dict[str, list[str]], written: Sequence[str]) -> str:
+    """The error for models whose outputs on ``name`` hold NaN or infinity (``bad``: model id -> sample ids)."""
+    lines = [
+        f"model {model_id} on {name}: {len(ids)} sample(s) have NaN or infinite logits or features (e.g. "
+        f"{', '.join(ids[:10])}); a NaN is never counted as a prediction, so no cache was written for this model."
+        for model_id, ids in bad.items()
+    ]
+    done = f" The other models' caches were written ({', '.join(written)})." if written else ""
+    return (
+        "\n".join(lines) + done + " Fix: check the weights, set inference.precision: fp32, or inspect these images, "
+        "then rerun `beyond-imagenet infer`; only the chunks holding these samples are recomputed."
+    )
+
+
 def run_chunked_pass(
     samples: Sequence[Sample],
     name: str,
@@ -106,16 +123,17 @@ def run_chunked_pass(
     callbacks: Sequence = (),
     features_only: bool = False,
     activity: str = "infer",
-) -> tuple[dict[str, PartialChunks], dict | None]:
+) -> tuple[dict[str, PartialChunks], dict | None, dict[str, list[str]]]:
     """One pass over the chunks that any model of ``caches`` still lacks; each image decoded once for all models.
 
-    ``name`` labels errors, ``activity`` the progress line. Returns the finished chunks per model and the pass
-    statistics (None when every chunk was already done).
+    ``name`` labels errors, ``activity`` the progress line. Returns the finished chunks per model, the pass
+    statistics (None when every chunk was already done) and, per model whose outputs held NaN or infinity, those
+    sample ids (their chunks are not saved; the pass goes on for every model).
     """
     partials = {model_id: PartialChunks(cache.path, cache.hash) for model_id, cache in caches.items()}
     chunks = _plan_chunks(len(samples), inference.chunk_size, partials)
     if not chunks.pending:
-        return partials, None
+        return partials, None, {}
     indices = chunks.indices()
     specs = {cache.preprocessing.key(): cache.preprocessing for cache in caches.values()}
     tensor = _use_tensor_decode(inference, samples, name, specs)
@@ -141,7 +159,7 @@ def run_chunked_pass(
         "images_per_s": round(progress.images_per_second, 2),
         "models_in_pass": list(caches),
     }
-    return partials, stats
+    return partials, stats, dict(writer.non_finite)
 
 
 def pass_provenance(

@@ -18,7 +18,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
-from beyond_imagenet.base.errors import NonFiniteLogitsError, UserError
+from beyond_imagenet.base.errors import UserError
 from beyond_imagenet.base.progress import RateReporter
 from beyond_imagenet.inference.cache import PartialChunks
 from beyond_imagenet.inference.tensor_decode import decode_and_preprocess
@@ -102,8 +102,16 @@ class MultiModelPredictor(L.LightningModule):
         return {"index": batch["index"], "error": batch["error"], "outputs": outputs}
 
 
+def non_finite_rows(logits: np.ndarray, features: np.ndarray) -> np.ndarray:
+    """Positions of the rows whose logits or features hold a NaN or an infinity."""
+    return np.flatnonzero(~(np.isfinite(logits).all(axis=1) & np.isfinite(features).all(axis=1)))
+
+
 class ChunkWriter(Callback):
-    """Collects predictions per chunk and saves each finished chunk for every model that still needs it."""
+    """Collects predictions per chunk and saves each finished chunk for every model that still needs it.
+
+    A model's chunk with NaN or infinite outputs is not saved; its samples are listed in ``non_finite``.
+    """
 
     def __init__(
         self,
@@ -121,6 +129,7 @@ class ChunkWriter(Callback):
         self.sample_ids = sample_ids
         self.dataset_name = dataset_name
         self._buffer: dict[int, dict] = defaultdict(lambda: {"index": [], "error": [], "outputs": defaultdict(list)})
+        self.non_finite: dict[str, list[str]] = defaultdict(list)  # model id -> samples with NaN or inf outputs
 
     def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         """Buffer the batch's outputs by chunk and save each chunk as soon as all of its samples have arrived."""
@@ -148,14 +157,10 @@ class ChunkWriter(Callback):
             logits = np.concatenate([p[0] for p in parts])[ok]
             features = np.concatenate([p[1] for p in parts])[ok]
             kept = indices[ok]
-            bad = np.flatnonzero(~(np.isfinite(logits).all(axis=1) & np.isfinite(features).all(axis=1)))
-            if bad.size:
-                shown = ", ".join(self.sample_ids[i] for i in kept[bad][:10])
-                raise NonFiniteLogitsError(
-                    f"model {model_id} on dataset {self.dataset_name}: {bad.size} sample(s) have NaN or infinite "
-                    f"logits or features (e.g. {shown}); they are never counted as predictions. Finished chunks are "
-                    "kept. Check the weights, try precision fp32, or inspect these images."
-                )
+            bad = non_finite_rows(logits, features)
+            if bad.size:  # not saved, so never counted; the other models' chunks go on
+                self.non_finite[model_id].extend(self.sample_ids[i] for i in kept[bad])
+                continue
             self.partials[model_id].write(chunk, kept, logits, features, failed)
 
 

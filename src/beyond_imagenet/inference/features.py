@@ -30,11 +30,20 @@ import numpy as np
 
 from beyond_imagenet.base.config import InferenceConfig
 from beyond_imagenet.base.errors import CacheFormatError, NonFiniteLogitsError, UserError
-from beyond_imagenet.base.files import atomic_save_npy, atomic_write_json
+from beyond_imagenet.base.files import atomic_save_npy, atomic_write_json, sha256_file
 from beyond_imagenet.base.hashing import config_hash, safe_name
 from beyond_imagenet.data.vtab.samples import SourceSplit
-from beyond_imagenet.inference.cache import IDS_FILE, META_FILE, PARTIAL_DIR, PartialChunks, is_complete, read_meta
-from beyond_imagenet.inference.chunked_pass import PassCache, pass_provenance, run_chunked_pass
+from beyond_imagenet.inference.cache import (
+    CHECKSUMS_KEY,
+    IDS_FILE,
+    META_FILE,
+    PARTIAL_DIR,
+    PartialChunks,
+    checksum_problems,
+    is_complete,
+    read_meta,
+)
+from beyond_imagenet.inference.chunked_pass import PassCache, non_finite_message, pass_provenance, run_chunked_pass
 from beyond_imagenet.inference.engine import resolve_accelerator
 from beyond_imagenet.models.backends import backend_for
 from beyond_imagenet.models.build import build_image_towers
@@ -106,7 +115,13 @@ def make_feature_job(
     }
     digest = config_hash(config)
     path = features_path(features_dir, spec.id, split.cache_name, split.split)
-    return FeatureJob(spec, split, prep, path, config, digest, is_complete(path, digest))
+    return FeatureJob(spec, split, prep, path, config, digest, is_complete(path, digest, feature_cache_problems))
+
+
+def feature_cache_problems(path: Path, meta: dict) -> list[str]:
+    """Why a feature cache with a complete ``meta.json`` cannot be trusted (missing files, checksums); empty if fine."""
+    missing = [name for name in (FEATURES_FILE, IDS_FILE) if not (path / name).is_file()]
+    return [f"it lacks {', '.join(missing)}"] if missing else checksum_problems(path, meta)
 
 
 def plan_feature_jobs(
@@ -122,7 +137,7 @@ def _run_split_pass(
 ) -> None:
     """The shared chunked pass (features only) over one source split, then each cache written."""
     split = jobs[0].split
-    partials, stats = run_chunked_pass(
+    partials, stats, non_finite = run_chunked_pass(
         split.samples,
         f"{split.name}/{split.split}",
         {job.spec.id: PassCache(job.path, job.hash, job.preprocessing) for job in jobs},
@@ -136,7 +151,11 @@ def _run_split_pass(
     for job in jobs:
         if stats is not None:
             job.run_stats = stats
-        _finalise(job, partials[job.spec.id], inference, accelerator)
+        if job.spec.id not in non_finite:
+            _finalise(job, partials[job.spec.id], inference, accelerator)
+    if non_finite:
+        written = [job.spec.id for job in jobs if job.spec.id not in non_finite]
+        raise NonFiniteLogitsError(non_finite_message(f"{split.name}/{split.split}", non_finite, written))
 
 
 def _finalise(job: FeatureJob, partial: PartialChunks, inference: InferenceConfig, accelerator: str) -> None:
@@ -168,8 +187,11 @@ def _finalise(job: FeatureJob, partial: PartialChunks, inference: InferenceConfi
         "dtype": "float16",
     }
     (job.path / META_FILE).unlink(missing_ok=True)
-    atomic_save_npy(job.path / FEATURES_FILE, np.ascontiguousarray(features[order], dtype=np.float16))
-    atomic_write_json(job.path / IDS_FILE, [s.sample_id for s in split.samples])
+    files = [
+        atomic_save_npy(job.path / FEATURES_FILE, np.ascontiguousarray(features[order], dtype=np.float16)),
+        atomic_write_json(job.path / IDS_FILE, [s.sample_id for s in split.samples]),
+    ]
+    meta[CHECKSUMS_KEY] = {file.name: sha256_file(file) for file in files}
     atomic_write_json(job.path / META_FILE, meta)
     shutil.rmtree(job.path / PARTIAL_DIR, ignore_errors=True)
     log.info("wrote %s (%d x %d)", job.path, *features.shape)
@@ -216,6 +238,12 @@ def load_features(path: str | Path, expected_hash: str | None = None) -> Feature
         raise CacheFormatError(
             f"feature cache {path} was made with another configuration ({meta.get('config_hash')} != "
             f"{expected_hash}); run `beyond-imagenet vtab-features` to re-extract"
+        )
+    problems = feature_cache_problems(path, meta)
+    if problems:
+        raise CacheFormatError(
+            f"feature cache {path} is damaged: {'; '.join(problems)}; run `beyond-imagenet vtab-features` (or "
+            f"`dvc repro vtab_features`) to re-extract it, or delete {path}"
         )
     features = np.load(path / FEATURES_FILE, allow_pickle=False)
     sample_ids = json.loads((path / IDS_FILE).read_text())

@@ -2,8 +2,9 @@
 
 A job records where its cache goes, everything that determines the cache's contents (model, preprocessing,
 dataset manifest, label and output space, precision, decode, zero-shot head) and its hash, and whether a complete
-cache with that hash already exists (docs/cache.md). Planning validates everything first (docs/architecture.md,
-principle 6): model ids, label spaces, decode settings.
+cache with that hash already exists and is intact (docs/cache.md). The bad-image policy is not hashed: it matters
+only for a cache that left images out, which ``inference.bad_images: error`` does not reuse. Planning validates
+everything first (docs/architecture.md, principle 6): model ids, label spaces, decode settings.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from beyond_imagenet.base.errors import UserError
 from beyond_imagenet.base.hashing import config_hash
 from beyond_imagenet.data.label_space import IMAGENET1K, LabelSpace
 from beyond_imagenet.data.registry import ImageDataset
-from beyond_imagenet.inference.cache import cache_path, is_complete
+from beyond_imagenet.inference.cache import cache_path, is_complete, read_meta, tidy_finished_cache
 from beyond_imagenet.inference.tensor_decode import TENSOR_RESIZE_MODES, supports_tensor_decode
 from beyond_imagenet.models.catalogue import resolve_model
 from beyond_imagenet.models.preprocessing import PreprocessSpec, resolve_preprocessing, without_geometry
@@ -102,7 +103,6 @@ def job_config(
         "label_space": label_space_record(dataset.label_space),
         "output_space": space,
         "precision": inference.precision,
-        "bad_images": inference.bad_images,
         **_decode_setting(inference, dataset, prep),
     }
     if spec.head == "zeroshot":
@@ -127,7 +127,25 @@ def make_job(
     config = {**job_config(inference, dataset, spec, prep, space, files_sha256), **(extra_config or {})}
     path = cache_path(inference.cache_dir, dataset.name, spec.id, dataset.variant)
     digest = config_hash(config)
-    return CacheJob(dataset, spec, prep, space, path, config, digest, is_complete(path, digest))
+    return CacheJob(dataset, spec, prep, space, path, config, digest, up_to_date(path, digest, inference.bad_images))
+
+
+def up_to_date(path: Path, digest: str, bad_images: str, report: bool = True) -> bool:
+    """Whether the cache at ``path`` is intact, made with ``digest``, and acceptable under the bad-image policy.
+
+    A cache that skipped undecodable images is reused only under ``inference.bad_images: skip``; one that skipped
+    nothing is valid under either policy. ``report``: log why a cache with the right hash is not reused.
+    """
+    if not is_complete(path, digest, report=report):
+        return False
+    skipped = (read_meta(path) or {}).get("skipped") or []
+    if skipped and bad_images == "error" and report:
+        log.warning(
+            "cache %s left out %d undecodable image(s) under inference.bad_images: skip; not reused under error",
+            path,
+            len(skipped),
+        )
+    return not (skipped and bad_images == "error")
 
 
 def model_preprocessing(mode: str, dataset: ImageDataset, spec: ModelSpec) -> PreprocessSpec:
@@ -152,5 +170,6 @@ def log_up_to_date(jobs: list[CacheJob]) -> list[CacheJob]:
     """Log the complete caches and return the jobs still to run."""
     for job in jobs:
         if job.complete:
+            tidy_finished_cache(job.path)
             log.info("up to date: %s", job.path)
     return [job for job in jobs if not job.complete]

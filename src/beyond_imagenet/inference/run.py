@@ -1,25 +1,37 @@
 """Run the cached inference pass: build each model once, one pass per dataset, write each (dataset, model) cache.
 
 Order of work, so bad input fails before anything expensive (docs/architecture.md, principle 6): the jobs are
-planned and validated (``jobs.plan_jobs``), complete caches are skipped, missing weights are checked, then each
-model is built once (with one zero-shot head per output space for CLIP models) and every dataset gets one pass.
+planned and validated (``jobs.plan_jobs``), complete caches are skipped, each remaining cache folder is locked (a
+second run waits, then reuses what the first finished), undecodable images are looked for under
+``inference.bad_images: error``, missing weights are checked, then each model is built once (with one zero-shot head
+per output space for CLIP models) and every dataset gets one pass. A model whose outputs hold NaN does not stop the
+other models' caches from being written; the run fails after them, naming it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 
 import numpy as np
 import torch
 
 from beyond_imagenet.base.config import InferenceConfig
-from beyond_imagenet.base.errors import UserError
+from beyond_imagenet.base.errors import NonFiniteLogitsError, UserError
 from beyond_imagenet.data.registry import ImageDataset
-from beyond_imagenet.inference.cache import PartialChunks, write_cache
-from beyond_imagenet.inference.chunked_pass import PassCache, pass_provenance, run_chunked_pass
+from beyond_imagenet.data.verify import find_undecodable
+from beyond_imagenet.inference.cache import META_FILE, PartialChunks, cache_lock, write_cache
+from beyond_imagenet.inference.chunked_pass import (
+    PassCache,
+    non_finite_message,
+    non_finite_rows,
+    pass_provenance,
+    run_chunked_pass,
+)
 from beyond_imagenet.inference.engine import resolve_accelerator
-from beyond_imagenet.inference.jobs import CacheJob, log_up_to_date, plan_jobs, zeroshot_classnames
+from beyond_imagenet.inference.jobs import CacheJob, log_up_to_date, plan_jobs, up_to_date, zeroshot_classnames
+from beyond_imagenet.inference.loader import auto_num_workers
 from beyond_imagenet.models.build import build_backbone
 from beyond_imagenet.models.spec import ModelSpec
 from beyond_imagenet.models.weights import ensure_weights_available
@@ -77,8 +89,48 @@ def _refuse_bad_images(dataset: ImageDataset, failures: list[dict]) -> None:
     )
 
 
-def finalise(job: CacheJob, partial: PartialChunks, inference: InferenceConfig, accelerator: str) -> None:
-    """Check every sample is accounted for, apply the bad-image policy, write the cache."""
+def check_images_first(jobs: list[CacheJob], inference: InferenceConfig) -> None:
+    """Under ``inference.bad_images: error``, refuse undecodable images before any model is built.
+
+    Each dataset's files are checked once (sweep points share them); the check is cheap (JPEGs at 1/8 scale).
+    """
+    if inference.bad_images != "error":
+        return
+    checked = set()
+    workers = auto_num_workers() if inference.num_workers == "auto" else inference.num_workers
+    for job in jobs:
+        if job.config["dataset_files_sha256"] in checked:
+            continue
+        checked.add(job.config["dataset_files_sha256"])
+        failed = find_undecodable(job.dataset.samples, workers)
+        if failed:
+            _refuse_bad_images(job.dataset, _failures(job.dataset, failed))
+
+
+def _report_skipped(job: CacheJob, failures: list[dict]) -> None:
+    if failures:
+        log.warning(
+            '%s on %s: %d undecodable image(s) skipped (inference.bad_images: skip); listed under "skipped" in %s',
+            job.spec.id,
+            job.dataset.key,
+            len(failures),
+            job.path / META_FILE,
+        )
+
+
+def _drop_non_finite(job: CacheJob, partial: PartialChunks, indices, logits, features) -> list[str]:
+    """Sample ids of saved rows with NaN or infinity; their chunks are deleted so a rerun recomputes them."""
+    bad = indices[non_finite_rows(logits, features)]
+    if bad.size:
+        partial.drop_rows(bad)
+    return [job.dataset.samples[i].sample_id for i in bad]
+
+
+def finalise(job: CacheJob, partial: PartialChunks, inference: InferenceConfig, accelerator: str) -> list[str]:
+    """Check every sample is accounted for, apply the bad-image policy, write the cache.
+
+    Returns the sample ids whose saved outputs are not finite (then nothing is written); empty on success.
+    """
     dataset = job.dataset
     indices, logits, features, failed = partial.read_all()
     accounted = np.sort(np.concatenate([indices, np.array([i for i, _ in failed], dtype=np.int64)]))
@@ -90,6 +142,9 @@ def finalise(job: CacheJob, partial: PartialChunks, inference: InferenceConfig, 
     failures = _failures(dataset, failed)
     if failures and inference.bad_images == "error":
         _refuse_bad_images(dataset, failures)
+    non_finite = _drop_non_finite(job, partial, indices, logits, features)
+    if non_finite:
+        return non_finite
     order = np.argsort(indices)
     indices = indices[order]
     meta = {
@@ -105,35 +160,73 @@ def finalise(job: CacheJob, partial: PartialChunks, inference: InferenceConfig, 
     ids = [dataset.samples[i].sample_id for i in indices]
     write_cache(job.path, logits[order], features[order], dataset.targets[indices], ids, meta, label_lists)
     log.info("wrote %s (%d samples)", job.path, len(indices))
+    _report_skipped(job, failures)
+    return []
 
 
-def _run_dataset_pass(jobs: list[CacheJob], built: dict, inference: InferenceConfig, accelerator, callbacks) -> None:
-    """The cached pass of every job on one dataset (zero-shot heads attached), then each cache written."""
+def _run_dataset_pass(
+    jobs: list[CacheJob], built: dict, inference: InferenceConfig, accelerator, callbacks
+) -> str | None:
+    """The cached pass of every job on one dataset (zero-shot heads attached), then each cache written.
+
+    Returns the message naming the models with NaN or infinite outputs (their caches are not written), or None.
+    """
     dataset = jobs[0].dataset
     for job in jobs:
         if job.spec.head == "zeroshot":
             built["backbones"][job.spec.id].set_zeroshot_weights(built["heads"][(job.spec.id, dataset.key)])
     caches = {job.spec.id: PassCache(job.path, job.hash, job.preprocessing) for job in jobs}
-    partials, stats = run_chunked_pass(
+    partials, stats, non_finite = run_chunked_pass(
         dataset.samples, dataset.key, caches, built["backbones"], inference, accelerator, callbacks
     )
     for job in jobs:
         if stats is not None:
             job.run_stats = stats
-        finalise(job, partials[job.spec.id], inference, accelerator)
+        if job.spec.id not in non_finite:
+            bad = finalise(job, partials[job.spec.id], inference, accelerator)
+            non_finite.update({job.spec.id: bad} if bad else {})
+    written = [job.spec.id for job in jobs if job.spec.id not in non_finite]
+    return non_finite_message(dataset.key, non_finite, written) if non_finite else None
+
+
+def _still_to_do(todo: list[CacheJob], inference: InferenceConfig) -> list[CacheJob]:
+    """The jobs whose cache another run has not finished meanwhile (checked while their locks are held)."""
+    remaining = []
+    for job in todo:
+        if up_to_date(job.path, job.hash, inference.bad_images, report=False):  # reported while planning
+            log.info("finished by another run meanwhile, reused: %s", job.path)
+            job.complete = True
+        else:
+            remaining.append(job)
+    return remaining
 
 
 def run_jobs(
     todo: list[CacheJob], inference: InferenceConfig, callbacks: Sequence = (), build: Builder | None = None
 ) -> None:
-    """Build each model of ``todo`` once (``build``, default :func:`build_backbone`), then one pass per dataset."""
+    """Build each model of ``todo`` once (``build``, default :func:`build_backbone`), then one pass per dataset.
+
+    The cache folders of ``todo`` are locked throughout; jobs another run finished while this one waited are reused.
+    NaN or infinite outputs of a model fail the run after every other cache has been written.
+    """
     if not todo:
         return
     accelerator = resolve_accelerator(inference.device)
     device = torch.device("cuda" if accelerator == "gpu" else "cpu")
-    built = build_backbones(todo, inference, device, build)
-    for key in dict.fromkeys(job.dataset.key for job in todo):
-        _run_dataset_pass([job for job in todo if job.dataset.key == key], built, inference, accelerator, callbacks)
+    with ExitStack() as locks:
+        for path in sorted({job.path for job in todo}):  # one global order: two runs never deadlock
+            locks.enter_context(cache_lock(path))
+        todo = _still_to_do(todo, inference)
+        if not todo:
+            return
+        check_images_first(todo, inference)
+        built = build_backbones(todo, inference, device, build)
+        errors = []
+        for key in dict.fromkeys(job.dataset.key for job in todo):
+            jobs = [job for job in todo if job.dataset.key == key]
+            errors.append(_run_dataset_pass(jobs, built, inference, accelerator, callbacks))
+    if any(errors):
+        raise NonFiniteLogitsError("\n".join(e for e in errors if e))
 
 
 def run_inference(

@@ -85,6 +85,31 @@ def build_zeroshot_weights(
     return torch.cat(columns).T.contiguous().cpu()
 
 
+def _head_problem(payload, key: str, n_classes: int) -> str | None:
+    """Why a loaded head payload is unusable (wrong key, shape, NaN), or None."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("weights"), torch.Tensor):
+        return "it holds no weights tensor"
+    weights, info = payload["weights"], json.loads(payload.get("info", "{}"))
+    if info.get("head_key") != key:
+        return f"its head_key {info.get('head_key')!r} is not {key!r}"
+    if weights.ndim != 2 or weights.shape[1] != n_classes or not torch.isfinite(weights).all():
+        return f"its weights {tuple(weights.shape)} are not a finite [embed_dim, {n_classes}] matrix"
+    return None
+
+
+def read_cached_head(path: Path, key: str, n_classes: int) -> tuple[torch.Tensor, dict] | None:
+    """The cached head at ``path``, or None (with a warning) when it is damaged, so the caller rebuilds it."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        problem = _head_problem(payload, key, n_classes)
+    except Exception as err:  # truncated zip, unpickling errors, bad JSON: all mean a damaged file
+        problem = f"it cannot be read ({type(err).__name__}: {err})"
+    if problem is None:
+        return payload["weights"], json.loads(payload["info"])
+    log.warning("zero-shot head %s is damaged (%s): rebuilding", path, problem)
+    return None
+
+
 def load_or_build_zeroshot_weights(
     spec: ModelSpec,
     clip_model: nn.Module,
@@ -96,8 +121,9 @@ def load_or_build_zeroshot_weights(
     key = head_key(spec, classnames)
     path = Path(cache_dir) / "zeroshot_heads" / spec.id.replace(":", "_").replace("/", "_") / f"{key}.pt"
     if path.exists():
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        return payload["weights"], json.loads(payload["info"])
+        cached = read_cached_head(path, key, len(classnames))
+        if cached is not None:
+            return cached
     log.info("building zero-shot head for %s: %d classes x 80 templates", spec.id, len(classnames))
     clip_model.to(device)
     weights = build_zeroshot_weights(clip_model, backend_for(spec).tokenizer(spec), classnames, device)
