@@ -690,3 +690,46 @@ def test_run_analyses_writes_metrics_and_records(tmp_path):
     robustness = json.loads((results / "records" / "robustness" / "table2" / "hand_model_a.json").read_text())
     assert robustness["details"]["average_missing"] == ["imagenet_hard"]
     assert robustness["details"]["table2_row"]["imagenet_c"] == pytest.approx(50.0)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Errors name the params.yaml keys, never Python arguments
+
+
+def _real_on_val_subset(root: Path, **robustness):
+    """Robustness on a val cache lacking file 1 (a labelled ReaL image), with the given robustness params."""
+    root.mkdir()
+    datasets, analyses = setup_robustness(root)
+    ids = [val_name(n) for n in VAL_NUMBERS[1:]]
+    for model in MODELS:
+        write_cache(root / "cache", "val", model, logits_with_argmax(VAL_PRED[model][1:]), VAL_TARGETS[1:], ids)
+    analyses = {"robustness": {**analyses["robustness"], "datasets": ["val"], **robustness}}
+    params = make_params(root, {"val": datasets["val"]}, analyses)
+    return run_robustness(params.analyses.robustness, context(params, CacheStore(params.inference.cache_dir)))
+
+
+def test_real_on_a_val_subset_names_the_params_key(tmp_path):
+    with pytest.raises(UserError) as err:
+        _real_on_val_subset(tmp_path / "strict")
+    message = str(err.value)
+    assert "analyses.robustness.real_allow_partial: true in params.yaml" in message
+    assert "allow_partial=True" not in message
+    records = {r.model_id: r for r in _real_on_val_subset(tmp_path / "partial", real_allow_partial=True)}
+    # the 4 labelled files left (2, 10, 11, 50000): A hits 7, 999, 5 (not 201) -> 3/4; B hits 7, 201 -> 2/4
+    assert records[MODEL_A].metrics["robustness/imagenet_real/top1"] == pytest.approx(75.0)
+    assert records[MODEL_B].metrics["robustness/imagenet_real/top1"] == pytest.approx(50.0)
+
+
+def test_imagenet_x_errors_name_the_params_keys(tmp_path):
+    with pytest.raises(UserError) as err:
+        run_x(tmp_path / "strict", skip=108)
+    assert "analyses.imagenet_x.allow_partial: true" in str(err.value)
+    assert "allow_partial=True" not in str(err.value)
+    empty = tmp_path / "no_annotations"
+    empty.mkdir()
+    params = make_params(tmp_path, *setup_imagenet_x(tmp_path / "x", annotations_dir=str(empty)))
+    with pytest.raises(UserError) as err:
+        run_imagenet_x(params.analyses.imagenet_x, context(params, CacheStore(params.inference.cache_dir)))
+    message = str(err.value)
+    assert "analyses.imagenet_x.annotations_dir" in message and str(empty) in message
+    assert "directory=" not in message

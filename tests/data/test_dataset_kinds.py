@@ -58,8 +58,11 @@ def test_200_class_sets_map_their_wnids_in_sorted_order_and_reject_foreign_class
         write_image(tmp_path / kind / wnid / "a.jpg")
     (dataset,) = resolve_datasets(kind, DatasetConfig(path=str(tmp_path / kind), kind=kind, check_size=False))
     index = {w: i for i, w in enumerate(imagenet_wnids())}
-    assert list(dataset.label_space.class_ids) == sorted(chosen)
-    assert dataset.label_space.one_to_one_imagenet_columns().tolist() == sorted(index[w] for w in chosen)
+    # the official 200-class mask, not the 4 folders present (docs/protocol.md §2.2)
+    official = sorted(official_wnids(kind))
+    assert list(dataset.label_space.class_ids) == official
+    assert dataset.label_space.one_to_one_imagenet_columns().tolist() == [index[w] for w in official]
+    assert dataset.targets.tolist() == [official.index(w) for w in sorted(chosen)]
     foreign = next(w for w in imagenet_wnids() if w not in set(official_wnids(kind)))
     write_image(tmp_path / kind / foreign / "b.jpg")
     config = DatasetConfig(path=str(tmp_path / kind), kind=kind)
@@ -276,3 +279,33 @@ def test_verify_command_lists_every_undecodable_image(tmp_path, capsys):
     out = capsys.readouterr()
     assert "ILSVRC2012_val_00000009.JPEG: empty file (0 bytes)" in out.out and "3 images" in out.out
     assert main(["verify", "--params", str(params), "--no-decode"]) == 0
+
+
+def test_imagenet_r_with_3_class_folders_keeps_the_official_200_class_mask(tmp_path):
+    """3 folders of IN-R must not make a 3-way problem (where top-5 is always 100%): the mask is the official 200."""
+    from beyond_imagenet.metrics.accuracy import topk_accuracy
+
+    chosen = official_wnids("imagenet_r")[:3]
+    for i, wnid in enumerate(chosen):
+        for j in range(4):
+            write_image(tmp_path / "r" / wnid / f"{i}_{j}.jpg")
+    (dataset,) = resolve_datasets("r", DatasetConfig(path=str(tmp_path / "r"), kind="imagenet_r", check_size=False))
+    assert dataset.label_space.n_classes == 200 and not dataset.complete
+    columns = dataset.label_space.one_to_one_imagenet_columns()
+    logits = np.random.default_rng(0).normal(size=(len(dataset), 1000))[:, columns]
+    assert topk_accuracy(logits, dataset.targets, 5) < 100.0
+
+
+def test_imagenet_subset_is_honoured_on_integer_folders(tmp_path):
+    for folder in ("7", "0", "999"):
+        write_image(tmp_path / "v2" / folder / f"{folder}.jpeg")
+    plain = DatasetConfig(path=str(tmp_path / "v2"), kind="imagenet_v2", check_size=False)
+    (full,) = resolve_datasets("v2", plain)
+    assert full.label_space.n_classes == 1000 and full.targets.tolist() == [0, 7, 999]
+    subset = DatasetConfig(
+        path=str(tmp_path / "v2"), kind="imagenet_v2", check_size=False, label_space="imagenet_subset"
+    )
+    (dataset,) = resolve_datasets("v2", subset)
+    assert dataset.label_space.kind == "imagenet_subset"
+    assert dataset.label_space.one_to_one_imagenet_columns().tolist() == [0, 7, 999]
+    assert dataset.targets.tolist() == [0, 1, 2]

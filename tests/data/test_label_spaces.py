@@ -188,7 +188,7 @@ def test_custom_label_space_from_files(tmp_path):
     names = tmp_path / "names.json"
     names.write_text(json.dumps({"cat": "a cat", "dog": "a dog"}))
     imap = tmp_path / "map.json"
-    imap.write_text(json.dumps({"cat": [281], "dog": [151, 152]}))
+    imap.write_text(json.dumps({"cat": [281], "dog": [151]}))  # one-to-one; many-to-one is refused (see below)
     config = DatasetConfig(
         path=str(root),
         kind="image_folder",
@@ -200,7 +200,7 @@ def test_custom_label_space_from_files(tmp_path):
     dataset = resolve_dataset("pets", config)
     assert dataset.label_space.class_ids == ("cat", "dog")
     assert dataset.label_space.class_names == ("a cat", "a dog")
-    assert dataset.label_space.imagenet_indices == ((281,), (151, 152))
+    assert dataset.label_space.imagenet_indices == ((281,), (151,))
     np.testing.assert_array_equal(dataset.targets, [0, 0, 1, 1])
 
 
@@ -355,3 +355,45 @@ def test_registry_subset_columns_select_the_right_logits(tmp_path, imagenet_logi
     out = label_space_logits(cache)
     for k, wnid in enumerate(dataset.label_space.class_ids):
         np.testing.assert_array_equal(out[:, k], imagenet_logits[:, INDEX[wnid]])
+
+
+def _custom(root: Path, tmp_path: Path, names=None, imap=None):
+    files = {}
+    for key, content in (("classnames_file", names), ("imagenet_map_file", imap)):
+        if content is not None:
+            (tmp_path / f"{key}.json").write_text(json.dumps(content))
+            files[key] = str(tmp_path / f"{key}.json")
+    config = DatasetConfig(path=str(root), kind="image_folder", label_space="custom", class_folders="any", **files)
+    return resolve_dataset("pets", config)
+
+
+def test_many_to_one_imagenet_map_in_the_readme_format_is_refused_at_scan_time(tmp_path):
+    root = make_folders(tmp_path / "pets", ["dog", "cat"], per_class=1)
+    with pytest.raises(UserError) as info:
+        _custom(root, tmp_path, imap={"cat": [281, 282], "dog": [151]})
+    message = str(info.value)
+    assert (
+        "imagenet_map_file" in message and "exactly one ImageNet index" in message and "'cat' -> [281, 282]" in message
+    )
+    with pytest.raises(UserError, match=r"ImageNet index 151 is mapped by 2 classes \(cat, dog\)"):
+        _custom(root, tmp_path, imap={"cat": [151], "dog": [151]})
+    assert _custom(root, tmp_path, imap={"cat": 281, "dog": [151]}).label_space.imagenet_indices == ((281,), (151,))
+
+
+def test_class_names_without_a_folder_are_refused(tmp_path):
+    root = make_folders(tmp_path / "pets", ["dog", "cat"], per_class=1)
+    with pytest.raises(UserError) as info:
+        _custom(root, tmp_path, names={"cat": "a cat", "dog": "a dog", "bird": "a bird"})
+    message = str(info.value)
+    assert "classnames_file" in message and "'bird'" in message and str(root / "bird") in message
+    with pytest.raises(UserError, match=r"imagenet_map_file .* no class folder: 'bird'"):
+        _custom(root, tmp_path, imap={"cat": [281], "dog": [151], "bird": [10]})
+
+
+def test_a_names_file_as_a_json_list_says_which_format_is_expected(tmp_path):
+    root = make_folders(tmp_path / "pets", ["dog", "cat"], per_class=1)
+    with pytest.raises(UserError) as info:
+        _custom(root, tmp_path, names=["a cat", "a dog"])
+    message = str(info.value)
+    assert "holds a JSON list" in message and "one JSON object keyed by class folder name" in message
+    assert '{"cat": "tabby cat"' in message

@@ -253,7 +253,7 @@ def test_softmax_confidence_is_stable_for_huge_logits() -> None:
     conf, pred = softmax_confidence(logits)
     assert np.isfinite(conf).all()
     np.testing.assert_allclose(conf, [1.0, 0.5, 3 / 5, 1.0], rtol=1e-12)
-    np.testing.assert_array_equal(pred, [0, 0, 1, 0])
+    np.testing.assert_array_equal(pred, [0, -1, 1, 0])  # row 1 ties at the top: no prediction (§2.3)
 
 
 def test_softmax_confidence_single_class_and_bad_shapes() -> None:

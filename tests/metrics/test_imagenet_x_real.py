@@ -158,11 +158,11 @@ def test_predictions_from_logits_known_values():
     logits = np.zeros((4, 1000))
     logits[0, 65] = np.log(3.0)  # p = 3 / (3 + 999)
     logits[1, 999] = 50_000.0  # naive exp overflows; stable softmax gives exactly 1
-    logits[2] += 1e4  # all equal: argmax picks the first index, p = 1/1000
+    logits[2] += 1e4  # all equal: a tie, so no prediction (-1, docs/protocol.md §2.3), p = 1/1000
     logits[3, [7, 8]] = np.log(499.0), np.log(1.0)  # p = 499 / (499 + 999)
     out = ix.predictions_from_logits(logits.astype(np.float32), ids)
     assert out["file_name"].tolist() == ids
-    assert out["predicted_class"].tolist() == [65, 999, 0, 7]
+    assert out["predicted_class"].tolist() == [65, 999, -1, 7]
     assert out["predicted_probability"].dtype == np.float64
     np.testing.assert_allclose(out["predicted_probability"], [3 / 1002, 1.0, 1e-3, 499 / 1498], rtol=1e-6)
     exact = ix.predictions_from_logits(logits, ids)["predicted_probability"]

@@ -300,7 +300,7 @@ def test_multilabel_top1_padded_array_matches_ragged() -> None:
 def test_multilabel_top1_rejects_bad_input() -> None:
     with pytest.raises(UserError, match="3 images but label_lists has 2"):
         multilabel_top1_accuracy(np.array([1, 2, 3]), [[1], [2]])
-    with pytest.raises(UserError, match="argmax"):
+    with pytest.raises(UserError, match="top1_predictions"):
         multilabel_top1_accuracy(np.zeros((2, 5)), [[1], [2]])
     with pytest.raises(UserError, match="none of the 2 images"):
         multilabel_top1_accuracy(np.array([1, 2]), [[-1], []])

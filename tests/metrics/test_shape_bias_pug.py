@@ -350,7 +350,7 @@ def test_pug_accuracies_errors():
         pug_accuracies({**full, "Worlds": (np.array([], dtype=int), np.array([], dtype=int))}, CLASS_MAP)
     with pytest.raises(UserError, match=r"1-D and of equal length"):
         pug_correct(np.array([1, 2]), np.array([0]), CLASS_MAP)
-    with pytest.raises(UserError, match=r"predicted ImageNet indices must be integers in 0..999"):
+    with pytest.raises(UserError, match=r"predicted ImageNet indices must be integers in -1..999"):
         pug_correct(np.array([1000]), np.array([0]), CLASS_MAP)
     with pytest.raises(UserError, match=r"PUG labels must be integers in 0..4"):
         pug_correct(np.array([270]), np.array([5]), CLASS_MAP)

@@ -24,6 +24,7 @@ from beyond_imagenet.base.record import ResultRecord
 from beyond_imagenet.data.baselines import Baseline, load_baseline_file, on_classes_column, testbed_baseline
 from beyond_imagenet.data.registry import dataset_kind
 from beyond_imagenet.inference.cache import InferenceCache, label_space_logits
+from beyond_imagenet.metrics.accuracy import topk_correct
 from beyond_imagenet.metrics.effective_robustness import (
     fit_lines,
     fit_planes,
@@ -61,7 +62,7 @@ def val_on_classes_correct(val: InferenceCache, shift: InferenceCache) -> tuple[
         return f"{val.dataset} has images of {covered} of the {columns.size} classes of {shift.dataset}"
     position = {int(c): i for i, c in enumerate(columns)}
     targets = np.array([position[int(t)] for t in imagenet_targets[rows]])
-    return rows, val.logits[rows][:, columns].argmax(axis=1) == targets
+    return rows, topk_correct(val.logits[rows][:, columns], targets, 1)
 
 
 class _Axes:
@@ -177,7 +178,7 @@ def _second_id_metric(config: RobustnessConfig, ctx: AnalysisContext, book: Esti
     metric = f"robustness/second_id/{config.second_id}/top1"
     for model_id in ctx.models:
         cache = ctx.store.get(config.second_id, model_id)
-        correct = label_space_logits(cache).argmax(axis=1) == cache.targets
+        correct = topk_correct(label_space_logits(cache), cache.targets, 1)
         plan = dataset_plan(ctx.statistics, ctx.datasets, config.second_id, cache.sample_ids, cache.targets)
         book.add(model_id, metric, plan, mean_statistic(correct, 100.0), (int(correct.sum()), len(correct)))
     return metric, config.second_id

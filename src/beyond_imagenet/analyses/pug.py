@@ -14,13 +14,14 @@ from beyond_imagenet.base.config import PugConfig
 from beyond_imagenet.base.record import ResultRecord
 from beyond_imagenet.data.pug import CLASS_MAP_FILE, PUG_FACTORS, load_class_map
 from beyond_imagenet.figures.common import grouped_bars, save_figure
+from beyond_imagenet.metrics.accuracy import top1_predictions
 from beyond_imagenet.metrics.estimates import attach, mean_of
 from beyond_imagenet.metrics.pug import pug_accuracies, pug_correct
 from beyond_imagenet.metrics.resampling import mean_statistic
 
 
 def run_pug(config: PugConfig, ctx: AnalysisContext) -> list[ResultRecord]:
-    """Top-1 per PUG factor subset and their unweighted mean (Fig. 3), argmax over all 1000 classes (§4)."""
+    """Top-1 per PUG factor subset and their unweighted mean (Fig. 3), top-1 over all 1000 classes (§4, §2.3)."""
     class_map = load_class_map(Path(ctx.datasets[config.dataset].path) / CLASS_MAP_FILE)
     records, series, book = [], {}, new_book(ctx.statistics)
     for model_id in ctx.models:
@@ -28,7 +29,7 @@ def run_pug(config: PugConfig, ctx: AnalysisContext) -> list[ResultRecord]:
         for factor in ctx.store.variants(config.dataset, model_id):
             cache = ctx.store.get(config.dataset, model_id, factor)
             first = first or cache
-            subsets[factor] = (cache.logits.argmax(axis=1), cache.targets)
+            subsets[factor] = (top1_predictions(cache.logits), cache.targets)
             correct = pug_correct(*subsets[factor], class_map, config.label_map)
             plan = dataset_plan(ctx.statistics, ctx.datasets, config.dataset, cache.sample_ids, cache.targets)
             exact = (int(correct.sum()), len(correct))

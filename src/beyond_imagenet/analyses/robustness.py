@@ -24,7 +24,7 @@ from beyond_imagenet.data.registry import dataset_kind
 from beyond_imagenet.figures.common import save_figure
 from beyond_imagenet.figures.robustness import robustness_figure
 from beyond_imagenet.inference.cache import InferenceCache, label_space_logits
-from beyond_imagenet.metrics.accuracy import topk_correct
+from beyond_imagenet.metrics.accuracy import top1_predictions, topk_correct
 from beyond_imagenet.metrics.estimates import EstimateBook, attach, mean_of
 from beyond_imagenet.metrics.real import real_accuracy, real_hits
 from beyond_imagenet.metrics.resampling import LinearStatistic, ratio
@@ -42,6 +42,7 @@ from beyond_imagenet.metrics.robustness import (
 )
 
 ROBUSTNESS_COLUMNS = (ID_DATASET, *TABLE2_SHIFTS)  # Table 2 columns, in the paper's order
+REAL_PARTIAL_SETTING = "analyses.robustness.real_allow_partial: true in params.yaml"
 
 
 @dataclass
@@ -102,13 +103,15 @@ def _imagenet_c(book: EstimateBook, ctx: AnalysisContext, dataset: str, model_id
     row.extra.update({f"imagenet_c/{c}/top1": v for c, v in summary["per_corruption_accuracy"].items()})
 
 
-def _imagenet_val(book: EstimateBook, ctx: AnalysisContext, cache: InferenceCache, real: dict, row: ModelRow) -> None:
+def _imagenet_val(
+    book: EstimateBook, ctx: AnalysisContext, cache: InferenceCache, real: dict, row: ModelRow, allow_partial: bool
+) -> None:
     """Top-1 on ImageNet val and on its ReaL labels (the 1000 ImageNet logits, whatever the label space)."""
     row.accuracy[ID_DATASET] = add_top1(book, ctx, f"robustness/{ID_DATASET}/top1", cache)
     if cache.logits.shape[1] != 1000:
         raise UserError(f"ReaL needs the 1000 ImageNet logits; {cache.path} has {cache.logits.shape[1]}")
-    predicted = cache.logits.argmax(axis=1)
-    scored = real_accuracy(predicted, cache.sample_ids, real)  # checks coverage
+    predicted = top1_predictions(cache.logits)
+    scored = real_accuracy(predicted, cache.sample_ids, real, allow_partial, REAL_PARTIAL_SETTING)  # checks coverage
     hit, labelled = real_hits(predicted, cache.sample_ids, real)
     add_hits(book, ctx, "robustness/imagenet_real/top1", cache, hit, labelled)
     row.accuracy["imagenet_real"] = scored["accuracy"]
@@ -138,11 +141,11 @@ def _model_row(config: RobustnessConfig, ctx: AnalysisContext, real: dict, book:
         if role == "imagenet_hard":
             if cache.label_lists is None:
                 raise UserError(f"{cache.path} has no label_lists.json; ImageNet-Hard is scored multi-label (§7.6)")
-            predicted = cache.logits.argmax(axis=1)
+            predicted = top1_predictions(cache.logits)
             row.accuracy[role] = multilabel_top1_accuracy(predicted, cache.label_lists)["top1"]
             add_hits(book, ctx, f"robustness/{role}/top1", cache, *multilabel_hits(predicted, cache.label_lists))
         elif role == ID_DATASET:
-            _imagenet_val(book, ctx, cache, real, row)
+            _imagenet_val(book, ctx, cache, real, row, config.real_allow_partial)
         else:
             row.accuracy[role] = add_top1(book, ctx, f"robustness/{role}/top1", cache)
     return row

@@ -31,7 +31,7 @@ class DatasetConfig:
     label_space: Literal["imagenet1k", "imagenet_subset", "custom"] | None = None
     class_folders: Literal["wnid", "integer", "any"] | None = None
     classnames_file: str | None = None  # custom label spaces: JSON {class_id: name}
-    imagenet_map_file: str | None = None  # custom label spaces: JSON {class_id: [imagenet indices]}
+    imagenet_map_file: str | None = None  # custom label spaces: JSON {class_id: [one imagenet index]}, one-to-one
     # False: accept fewer images or classes than the registered kind has (a subset, or a demo stand-in);
     # the manifest then says `complete: false`.
     check_size: bool = True
@@ -86,6 +86,8 @@ class RobustnessConfig:
     datasets: list[str] = field(default_factory=list)
     # ReaL labels (§7.7): real.json or imagenet_real_labels.jsonl; default: the file shipped in imagenet-x
     real_labels: str | None = None
+    # true: score ReaL on the val images present (a subset of val, or of real.json) instead of refusing (§7.7)
+    real_allow_partial: bool = False
     # Effective robustness (docs/transfer.md §5.2): a shift's top-1 minus the baseline's logit-linear fit on the ID
     # top-1. testbed: the 85 standard ImageNet models of imagenet-testbed (data/baselines); models: the listed models
     # of this run, refitted on every resample; file: a CSV of top-1 % per model (columns named by dataset kind)

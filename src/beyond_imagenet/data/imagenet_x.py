@@ -63,12 +63,17 @@ def annotations_dir() -> Path:
     raise UserError(f"the imagenet-x package at {locations[0]} has no annotations/ folder; reinstall: {INSTALL_HINT}")
 
 
-def _annotation_file(directory: Path, name: str) -> Path:
+LIBRARY_SETTING = "directory"  # how a library caller names the folder; the analyses pass their params.yaml key
+
+
+def _annotation_file(directory: Path, name: str, setting: str = LIBRARY_SETTING) -> Path:
+    """``directory / name``, or a UserError naming the missing file and ``setting``, the option that chose it."""
     path = directory / name
     if not path.is_file():
         raise UserError(
-            f"ImageNet-X annotation file {path} is missing. Point directory= at imagenet_x/annotations of "
-            f"imagenet-x 0.0.7, or {INSTALL_HINT}."
+            f"ImageNet-X annotation file {path} is missing: {directory} must hold the imagenet_x/annotations files "
+            f"of imagenet-x 0.0.7 ({name} among them). Point {setting} at that folder, or leave it unset and "
+            f"{INSTALL_HINT}."
         )
     return path
 
@@ -99,15 +104,19 @@ def load_annotations(
     partition: Literal["val", "train"] = "val",
     filter_prototypes: bool = True,
     directory: str | Path | None = None,
+    setting: str = LIBRARY_SETTING,
 ) -> pd.DataFrame:
-    """``file_name``, ``class`` and the 16 factor columns; prototypes dropped by exact file name (§3)."""
+    """``file_name``, ``class`` and the 16 factor columns; prototypes dropped by exact file name (§3).
+
+    ``setting`` names the option that chose ``directory`` in errors (the analysis: its params.yaml key).
+    """
     if which_factor not in ("top", "multi") or partition not in ("val", "train"):
         raise UserError(
             f"unknown ImageNet-X annotation set which_factor={which_factor!r}, partition={partition!r}; "
             "use which_factor 'top' or 'multi' and partition 'val' or 'train'"
         )
     directory = annotations_dir() if directory is None else Path(directory)
-    path = _annotation_file(directory, f"imagenet_x_{partition}_{which_factor}_factor.jsonl")
+    path = _annotation_file(directory, f"imagenet_x_{partition}_{which_factor}_factor.jsonl", setting)
     columns = ["file_name", "class", *FACTORS]
     with path.open(encoding="utf-8") as handle:
         rows = [json.loads(line) for line in handle if line.strip()]
@@ -121,13 +130,13 @@ def load_annotations(
     if not frame["file_name"].is_unique:
         raise UserError(f"ImageNet-X annotation file {path} annotates some images more than once")
     if filter_prototypes:
-        prototypes = pd.read_csv(_annotation_file(directory, PROTOTYPES_FILE))
+        prototypes = pd.read_csv(_annotation_file(directory, PROTOTYPES_FILE, setting))
         frame = frame[~frame["file_name"].isin(prototypes["file_name"])]
     return frame.reset_index(drop=True)
 
 
-def load_val_labels(directory: str | Path | None = None) -> pd.Series:
+def load_val_labels(directory: str | Path | None = None, setting: str = LIBRARY_SETTING) -> pd.Series:
     """Standard IN label of each of the 50,000 val images (``filename_label.csv``), indexed by file name."""
     directory = annotations_dir() if directory is None else Path(directory)
-    frame = pd.read_csv(_annotation_file(directory, VAL_LABELS_FILE))
+    frame = pd.read_csv(_annotation_file(directory, VAL_LABELS_FILE, setting))
     return frame.set_index("file_name")["label"].astype(np.int64)

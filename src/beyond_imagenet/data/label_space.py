@@ -8,6 +8,8 @@ A dataset declares one of:
   1000-way logits are restricted to those columns, in sorted order, before any softmax;
 * ``custom`` - its own class ids and names, optionally mapped to lists of ImageNet indices. A CLIP model
   classifies it with a zero-shot head over its own class names, so it need not pretend to be ImageNet.
+  A user's map file must be one-to-one (``read_imagenet_map_file``, docs/protocol.md §2.2); only the built-in
+  cue-conflict and PUG spaces map a class to several indices, and their analyses pool them their own way.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -135,3 +138,86 @@ def custom_space(
         tuple(names.get(c, c.replace("_", " ")) for c in class_ids),
         indices,
     )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the files of a custom label space (params.yaml: datasets.<name>.classnames_file / imagenet_map_file)
+
+NAMES_EXAMPLE = '{"cat": "tabby cat", "dog": "dog"}'
+MAP_EXAMPLE = '{"cat": [281], "dog": [207]}'
+
+
+def _read_json_object(path: str, key: str, example: str) -> dict:
+    """The JSON object in ``path`` (the dataset's ``key``), or a UserError saying exactly what format is expected."""
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"{key} {file} not found; set datasets.<name>.{key} in params.yaml to an existing JSON file")
+    try:
+        data = json.loads(file.read_text())
+    except json.JSONDecodeError as err:
+        raise UserError(f"{key} {file} is not valid JSON: {err}") from err
+    if not isinstance(data, dict):
+        raise UserError(
+            f"{key} {file} holds a JSON {type(data).__name__}; it must be one JSON object keyed by class folder name, "
+            f"e.g. {example}. A list is not accepted: its order could not be matched to the folders unambiguously."
+        )
+    return data
+
+
+def _check_classes(data: dict, class_ids: Sequence[str], root: Path, key: str, path: str) -> None:
+    """Every class folder has an entry and every entry has a class folder (``root/<class>/``)."""
+    extra = [c for c in data if c not in set(class_ids)]
+    if extra:
+        raise UserError(
+            f"{key} {path} names class(es) with no class folder: {', '.join(repr(c) for c in extra[:5])} (expected "
+            f"{root / str(extra[0])}/ with images). Add those folders or remove the entries; entries must match the "
+            f"folder names exactly (found: {', '.join(class_ids[:5])}{', ...' if len(class_ids) > 5 else ''})."
+        )
+    missing = [c for c in class_ids if c not in data]
+    if missing:
+        raise UserError(f"{key} {path} has no entry for the class folder(s) {', '.join(missing[:5])}; add them")
+
+
+def read_classnames_file(path: str | None, class_ids: Sequence[str], root: Path) -> dict[str, str] | None:
+    """``{class folder: display name}`` of a custom label space, checked against the folders (None: no file)."""
+    if path is None:
+        return None
+    data = _read_json_object(path, "classnames_file", NAMES_EXAMPLE)
+    _check_classes(data, class_ids, root, "classnames_file", path)
+    bad = [c for c, name in data.items() if not (isinstance(name, str) and name.strip())]
+    if bad:
+        raise UserError(f"classnames_file {path}: the names of {', '.join(bad[:5])} are not non-empty strings")
+    return data
+
+
+def read_imagenet_map_file(path: str | None, class_ids: Sequence[str], root: Path) -> dict[str, list[int]] | None:
+    """``{class folder: [one ImageNet index]}`` of a custom label space: one-to-one and checked (None: no file).
+
+    Refused at scan time (docs/protocol.md §2.2, "Custom label spaces"): a class mapped to several ImageNet
+    classes (or to none), and an ImageNet class claimed by two dataset classes; the analyses keep exactly one
+    logit column per dataset class.
+    """
+    if path is None:
+        return None
+    data = _read_json_object(path, "imagenet_map_file", MAP_EXAMPLE)
+    _check_classes(data, class_ids, root, "imagenet_map_file", path)
+    data = {c: [v] if isinstance(v, int) and not isinstance(v, bool) else v for c, v in data.items()}
+    many = [f"{c!r} -> {v}" for c, v in data.items() if not (isinstance(v, list) and len(v) == 1)]
+    if many:
+        raise UserError(
+            f"imagenet_map_file {path} must map each class to exactly one ImageNet index, e.g. {MAP_EXAMPLE}; "
+            f"found {', '.join(many[:3])}. A class made of several ImageNet classes is not supported: split its "
+            "folder into one folder per ImageNet class, or leave imagenet_map_file unset so CLIP models classify "
+            "the dataset zero-shot over its class names."
+        )
+    owners: dict[object, list[str]] = {}
+    for c, (index,) in data.items():
+        owners.setdefault(index, []).append(c)
+    shared = {i: cs for i, cs in owners.items() if len(cs) > 1}
+    if shared:
+        index, classes = next(iter(shared.items()))
+        raise UserError(
+            f"imagenet_map_file {path}: ImageNet index {index} is mapped by {len(classes)} classes "
+            f"({', '.join(classes)}); their logits would always tie. Map each class to a different index."
+        )
+    return data

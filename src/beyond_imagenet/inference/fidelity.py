@@ -27,8 +27,9 @@ from beyond_imagenet.data.registry import ImageDataset
 from beyond_imagenet.inference.cache import label_space_logits, load_cache
 from beyond_imagenet.inference.jobs import log_up_to_date, plan_jobs
 from beyond_imagenet.inference.run import run_jobs
-from beyond_imagenet.metrics.accuracy import topk_accuracy
+from beyond_imagenet.metrics.accuracy import top1_predictions, topk_accuracy
 from beyond_imagenet.metrics.calibration import expected_calibration_error, softmax_confidence
+from beyond_imagenet.metrics.invariance import prediction_consistency
 
 SETTINGS = ("precision", "channels_last", "compile", "decode")
 _BOOLEANS = {"true": True, "false": False}
@@ -73,8 +74,7 @@ def compare_logits(
         confidence, prediction = softmax_confidence(logits)
         result[f"top1_{name}"] = topk_accuracy(logits, targets, 1)
         result[f"ece_{name}"] = expected_calibration_error(confidence, prediction == targets, n_bins)
-    same = logits_a.argmax(axis=1) == logits_b.argmax(axis=1)
-    result["top1_agreement"] = 100.0 * float(same.mean())
+    result["top1_agreement"] = prediction_consistency(top1_predictions(logits_a), top1_predictions(logits_b))
     result["delta_top1"] = result["top1_b"] - result["top1_a"]
     result["delta_ece"] = result["ece_b"] - result["ece_a"]
     diff = np.abs(logits_a.astype(np.float64) - logits_b.astype(np.float64))

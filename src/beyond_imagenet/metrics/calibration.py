@@ -14,15 +14,18 @@ from typing import Any
 
 import numpy as np
 
+from beyond_imagenet.metrics.accuracy import top1_predictions
 from beyond_imagenet.metrics.resampling import LinearStatistic, ratio
 
 DEFAULT_N_BINS = 15  # paper and official code (docs/protocol.md §5)
 
 
 def softmax_confidence(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Max-softmax confidence and argmax prediction of ``[N, C]`` logits (docs/protocol.md §5, per-sample quantities).
+    """Max-softmax confidence and top-1 prediction of ``[N, C]`` logits (docs/protocol.md §5, per-sample quantities).
 
-    The softmax is computed in float64 after subtracting the row maximum, so huge logits do not overflow.
+    The prediction follows the tie rule of ``metrics.accuracy.top1_predictions``: a tied maximum gives -1 (wrong);
+    its confidence is still the max-softmax probability. The softmax is computed in float64 after subtracting the
+    row maximum, so huge logits do not overflow.
     Non-finite logits raise: a NaN logit is never counted as a prediction (docs/architecture.md, principle 6).
     """
     x = np.asarray(logits, dtype=np.float64)
@@ -36,7 +39,7 @@ def softmax_confidence(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             f"logits contain NaN or infinite values in {int(bad_rows.sum())} of {x.shape[0]} rows "
             f"(first at row {int(np.argmax(bad_rows))}); drop or fix those samples first"
         )
-    prediction = np.argmax(x, axis=1).astype(np.int64)
+    prediction = top1_predictions(x)
     shifted = x - x.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
     # The max entry of `shifted` is 0, so its exp is exactly 1 and the confidence is 1 / row sum.

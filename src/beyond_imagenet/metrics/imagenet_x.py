@@ -16,14 +16,17 @@ import pandas as pd
 
 from beyond_imagenet.base.errors import NonFiniteLogitsError, UserError
 from beyond_imagenet.data.imagenet_x import FACTORS, N_IMAGENET_CLASSES, VAL_NAME, check_val_ids
+from beyond_imagenet.metrics.accuracy import NO_PREDICTION, top1_predictions
 from beyond_imagenet.metrics.resampling import LinearStatistic, ratio
 
 Denominator = Literal["annotated", "paper"]
+LIBRARY_SETTING = "allow_partial=True"  # how a library caller allows partial coverage; the analysis names its key
 
 
 def predictions_from_logits(logits: np.ndarray, sample_ids: Sequence[str], chunk: int = 4096) -> pd.DataFrame:
-    """Per-image argmax class and max softmax probability over the 1000 IN logits (§3 Steps 2).
+    """Per-image top-1 class and max softmax probability over the 1000 IN logits (§3 Steps 2).
 
+    The class follows the tie rule of ``metrics.accuracy.top1_predictions`` (a tied maximum gives -1, wrong).
     The probability is ``1 / sum(exp(z - max z))`` in float64, chunked so 50k x 1000 logits stay cheap.
     """
     logits = np.asarray(logits)
@@ -45,9 +48,8 @@ def predictions_from_logits(logits: np.ndarray, sample_ids: Sequence[str], chunk
             raise NonFiniteLogitsError(
                 f"NaN or infinite logits for {shown}; they cannot be predictions. Recompute the cache (fp32)."
             )
-        top = block.argmax(axis=1)
-        shifted = block - block[np.arange(len(block)), top][:, None]
-        predicted[start : start + chunk] = top
+        shifted = block - block.max(axis=1, keepdims=True)
+        predicted[start : start + chunk] = top1_predictions(block)
         probability[start : start + chunk] = 1.0 / np.exp(shifted).sum(axis=1)
     return pd.DataFrame(
         {"file_name": list(sample_ids), "predicted_class": predicted, "predicted_probability": probability}
@@ -61,32 +63,39 @@ def _check_predictions(predictions: pd.DataFrame, val_names: bool) -> None:
             f"predictions lack columns {missing}; expected file_name, predicted_class (docs/protocol.md §3)"
         )
     classes = predictions["predicted_class"].to_numpy()
-    if not np.issubdtype(classes.dtype, np.integer) or (len(classes) and (classes.min() < 0 or classes.max() > 999)):
-        raise UserError("predicted_class must hold integer ImageNet-1k indices 0..999")
+    low = NO_PREDICTION  # a tied top-1 (docs/protocol.md §2.3): counted wrong
+    if not np.issubdtype(classes.dtype, np.integer) or (len(classes) and (classes.min() < low or classes.max() > 999)):
+        raise UserError(f"predicted_class must hold integer ImageNet-1k indices 0..999 ({low}: a tied top-1)")
     if val_names:
         check_val_ids(predictions["file_name"].tolist(), "ImageNet-X predictions")
     elif not predictions["file_name"].is_unique:
         raise UserError("ImageNet-X predictions: some file names occur more than once")
 
 
-def _coverage_error(n_missing: int, n_total: int, examples: Sequence[str], what: str) -> UserError:
+def _coverage_error(n_missing: int, n_total: int, examples: Sequence[str], what: str, setting: str) -> UserError:
     return UserError(
         f"the predictions cover only {n_total - n_missing:,} of the {n_total:,} {what}: {n_missing:,} are missing "
-        f"(e.g. {', '.join(examples[:3])}). Run inference on the full ImageNet val set (50,000 images), or pass "
-        "allow_partial=True to score only the covered images (the result is then not comparable to the paper)."
+        f"(e.g. {', '.join(examples[:3])}). Run inference on the full ImageNet val set (50,000 images), or set "
+        f"{setting} to score only the covered images (the result is then not comparable to the paper)."
     )
 
 
-def full_val_accuracy(predictions: pd.DataFrame, val_labels: pd.Series, allow_partial: bool = False) -> float:
+def full_val_accuracy(
+    predictions: pd.DataFrame,
+    val_labels: pd.Series,
+    allow_partial: bool = False,
+    partial_setting: str = LIBRARY_SETTING,
+) -> float:
     """Top-1 accuracy (fraction) of the predictions on the IN val images they contain (§3, paper denominator).
 
     ``val_labels`` is the standard label of each val image by file name (``data.imagenet_x.load_val_labels``).
+    A coverage error names ``partial_setting`` as the way to allow partial coverage.
     """
     _check_predictions(predictions, val_names=True)
     covered = val_labels.index.isin(predictions["file_name"])
     if not covered.all() and not allow_partial:
         missing = val_labels.index[~covered].tolist()
-        raise _coverage_error(int((~covered).sum()), len(val_labels), missing, "IN val images")
+        raise _coverage_error(int((~covered).sum()), len(val_labels), missing, "IN val images", partial_setting)
     true = val_labels.reindex(predictions["file_name"]).to_numpy()
     return int((predictions["predicted_class"].to_numpy() == true).sum()) / len(true)
 
@@ -98,6 +107,7 @@ def factor_accuracies(
     overall_accuracy: float | None = None,
     allow_partial: bool = False,
     val_labels: pd.Series | None = None,
+    partial_setting: str = LIBRARY_SETTING,
 ) -> dict:
     """Per-factor accuracy, error ratio ``(1 - acc(f)) / (1 - average)`` and counts (§3 Steps 3-6).
 
@@ -105,16 +115,17 @@ def factor_accuracies(
     ``denominator="paper"`` the full-val accuracy: ``overall_accuracy`` (a fraction) when given, else computed
     from ``predictions`` against ``val_labels`` (``data.imagenet_x.load_val_labels``). Factors with
     no covered image (possible only with ``allow_partial``) are listed under ``empty_factors`` and have no accuracy.
+    A coverage error names ``partial_setting`` (the analysis: its params.yaml key) as the way to allow it.
     """
     if denominator not in ("annotated", "paper"):
         raise UserError(f"denominator must be 'annotated' (package, default) or 'paper', got {denominator!r}")
-    joined, n_missing = _join(predictions, annotations, allow_partial)
+    joined, n_missing = _join(predictions, annotations, allow_partial, partial_setting)
     is_correct = (joined["predicted_class"] == joined["class"]).to_numpy()
     annotated_accuracy = int(is_correct.sum()) / len(is_correct)  # exact count ratio
     average = (
         annotated_accuracy
         if denominator == "annotated"
-        else _paper_average(predictions, overall_accuracy, allow_partial, val_labels)
+        else _paper_average(predictions, overall_accuracy, allow_partial, val_labels, partial_setting)
     )
     if average >= 1.0:
         raise UserError("error ratios are undefined when the denominator accuracy is 100% (1 - average = 0)")
@@ -131,7 +142,9 @@ def factor_accuracies(
     }
 
 
-def _join(predictions: pd.DataFrame, annotations: pd.DataFrame, allow_partial: bool) -> tuple[pd.DataFrame, int]:
+def _join(
+    predictions: pd.DataFrame, annotations: pd.DataFrame, allow_partial: bool, setting: str = LIBRARY_SETTING
+) -> tuple[pd.DataFrame, int]:
     """Annotated images joined with their predictions, and how many annotated images have none."""
     annotated_val = bool(annotations["file_name"].str.fullmatch(VAL_NAME.pattern).all())
     _check_predictions(predictions, val_names=annotated_val)
@@ -139,7 +152,7 @@ def _join(predictions: pd.DataFrame, annotations: pd.DataFrame, allow_partial: b
     n_missing = int((~covered).sum())
     if n_missing and not allow_partial:
         examples = annotations.loc[~covered, "file_name"].tolist()
-        raise _coverage_error(n_missing, len(annotations), examples, "annotated ImageNet-X images")
+        raise _coverage_error(n_missing, len(annotations), examples, "annotated ImageNet-X images", setting)
     joined = annotations.merge(predictions[["file_name", "predicted_class"]], on="file_name", how="inner")
     if joined.empty:
         raise UserError("no prediction matches an annotated ImageNet-X image; check that the sample ids are val names")
@@ -161,12 +174,16 @@ def _per_factor(flags: np.ndarray, is_correct: np.ndarray, average: float) -> di
 
 
 def _paper_average(
-    predictions: pd.DataFrame, overall_accuracy: float | None, allow_partial: bool, val_labels: pd.Series | None
+    predictions: pd.DataFrame,
+    overall_accuracy: float | None,
+    allow_partial: bool,
+    val_labels: pd.Series | None,
+    setting: str,
 ) -> float:
     if overall_accuracy is None:
         if val_labels is None:
             raise UserError("the paper denominator needs the full-val accuracy: give overall_accuracy or val_labels")
-        return full_val_accuracy(predictions, val_labels, allow_partial=allow_partial)
+        return full_val_accuracy(predictions, val_labels, allow_partial, setting)
     if not 0.0 <= overall_accuracy <= 1.0:
         raise UserError(
             f"overall_accuracy must be a fraction in [0, 1] (e.g. 0.7613, not 76.13), got {overall_accuracy}"
@@ -180,6 +197,7 @@ def factor_rows(
     denominator: Denominator = "annotated",
     val_labels: pd.Series | None = None,
     allow_partial: bool = False,
+    partial_setting: str = LIBRARY_SETTING,
 ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     """The images an interval resamples: (file names, factor flags [n, 16], correct [n], true class [n]).
 
@@ -187,13 +205,13 @@ def factor_rows(
     accuracy), with no factor flag on the images outside the annotations.
     """
     if denominator == "annotated":
-        joined, _ = _join(predictions, annotations, allow_partial)
+        joined, _ = _join(predictions, annotations, allow_partial, partial_setting)
         correct = (joined["predicted_class"] == joined["class"]).to_numpy()
         flags = joined[list(FACTORS)].to_numpy() == 1
         return joined["file_name"].tolist(), flags, correct, joined["class"].to_numpy()
     if val_labels is None:
         raise UserError("the paper denominator needs the val labels (data.imagenet_x.load_val_labels)")
-    _join(predictions, annotations, allow_partial)  # the same coverage checks
+    _join(predictions, annotations, allow_partial, partial_setting)  # the same coverage checks
     merged = predictions[["file_name", "predicted_class"]].merge(
         annotations[["file_name", *FACTORS]], on="file_name", how="left"
     )

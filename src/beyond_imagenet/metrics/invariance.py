@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from beyond_imagenet.metrics.accuracy import NO_PREDICTION
+
 
 def true_class_probabilities(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """Per image: the softmax probability (float64, log-sum-exp) of its true class, in [0, 1]."""
@@ -26,8 +28,13 @@ def correct_class_probability(logits: np.ndarray, targets: np.ndarray) -> float:
 
 
 def prediction_consistency(predictions: np.ndarray, reference: np.ndarray) -> float:
-    """Percentage of images whose prediction equals the reference prediction (same images, same order)."""
+    """Percentage of images whose prediction equals the reference prediction (same images, same order).
+
+    Predictions come from ``metrics.accuracy.top1_predictions``; a tied top-1 (``NO_PREDICTION``) is consistent
+    with nothing, not even another tie (ties count as wrong, docs/protocol.md §2.3).
+    """
     predictions, reference = np.asarray(predictions), np.asarray(reference)
     if predictions.shape != reference.shape or predictions.ndim != 1 or len(predictions) == 0:
         raise ValueError(f"need two equal, non-empty prediction vectors, got {predictions.shape} and {reference.shape}")
-    return 100.0 * int((predictions == reference).sum()) / len(predictions)
+    same = (predictions == reference) & (predictions != NO_PREDICTION)
+    return 100.0 * int(same.sum()) / len(predictions)

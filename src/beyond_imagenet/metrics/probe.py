@@ -77,7 +77,8 @@ def evaluate(logits: torch.Tensor, y: torch.Tensor, n_classes: int) -> dict[str,
         bad = int((~torch.isfinite(logits).all(dim=1)).sum())
         raise NonFiniteLogitsError(f"{bad} sample(s) have NaN or infinite probe logits; they are never counted")
     y = y.to(logits.device, dtype=torch.long)
-    correct = logits.argmax(dim=1) == y
+    # ties count as wrong (metrics.accuracy.topk_correct with k = 1, docs/protocol.md §2.3)
+    correct = (logits >= logits.gather(1, y[:, None])).sum(dim=1) == 1
     support = torch.bincount(y, minlength=n_classes)
     hits = torch.bincount(y[correct], minlength=n_classes)
     present = support > 0

@@ -12,17 +12,21 @@ import numpy as np
 from beyond_imagenet.base.errors import UserError
 from beyond_imagenet.data.imagenet_x import check_val_ids
 
+LIBRARY_SETTING = "allow_partial=True"  # how a library caller allows partial coverage; analyses name their key
+
 
 def real_accuracy(
     predicted_class: np.ndarray,
     sample_ids: Sequence[str],
     labels: dict[str, list[int]],
     allow_partial: bool = False,
+    partial_setting: str = LIBRARY_SETTING,
 ) -> dict:
     """ReaL top-1 accuracy in percent over predicted images with a non-empty label list (§7.7).
 
     ``n_missing`` counts ids with no entry in ``labels``; ``n_unpredicted`` counts labelled images with no
-    prediction. Either is an error (a partial val set is not comparable to the paper) unless ``allow_partial``.
+    prediction. Either is an error (a partial val set is not comparable to the paper) unless ``allow_partial``;
+    the error names ``partial_setting`` as the way to allow it (the robustness analysis: its params.yaml key).
     """
     predicted_class = np.asarray(predicted_class)
     if predicted_class.ndim != 1 or len(predicted_class) != len(sample_ids):
@@ -40,7 +44,7 @@ def real_accuracy(
         raise UserError(
             f"ReaL: {len(missing):,} sample id(s) have no label entry (e.g. {missing[:3]}) and {len(unpredicted):,} "
             f"labelled image(s) have no prediction (e.g. {unpredicted[:3]}). Score the full ImageNet val set with "
-            "the full real.json, or pass allow_partial=True to score only the overlap."
+            f"the full real.json, or set {partial_setting} to score only the overlap (not comparable to the paper)."
         )
     hit, labelled = real_hits(predicted_class, sample_ids, labels)
     if not labelled.any():

@@ -122,7 +122,7 @@ def multilabel_hits(predicted: np.ndarray, label_lists: Sequence[Sequence[int]])
     """
     pred = np.asarray(predicted)
     if pred.ndim != 1:
-        hint = " (pass logits.argmax(axis=1))" if pred.ndim == 2 else ""
+        hint = " (pass metrics.accuracy.top1_predictions(logits))" if pred.ndim == 2 else ""
         raise UserError(f"predicted must be a 1-D array of top-1 class ids{hint}, got shape {pred.shape}")
     if pred.size and not np.issubdtype(pred.dtype, np.integer):
         raise UserError(f"predicted must hold integer class ids, got dtype {pred.dtype}")

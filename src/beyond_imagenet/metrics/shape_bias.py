@@ -2,6 +2,7 @@
 
 1000-way softmax -> 16 categories by the **mean** probability over each category's ImageNet indices -> decision.
 Shape bias = S / (S + T) over the cue-conflict images (shape != texture); decisions matching neither are ignored.
+A tie for the highest mean probability is no decision (``NO_DECISION``: ties count as wrong, docs/protocol.md §2.3).
 This follows bethgelab/model-vs-human (``ImageNetProbabilitiesTo16ClassesMapping``, ``analyses.ShapeBias``).
 """
 
@@ -14,7 +15,13 @@ import numpy as np
 
 from beyond_imagenet.base.errors import NonFiniteLogitsError, UserError
 from beyond_imagenet.data.cue_conflict import CATEGORIES, CATEGORY_INDICES, check_category
+from beyond_imagenet.metrics.accuracy import NO_PREDICTION, top1_predictions
 from beyond_imagenet.metrics.resampling import LinearStatistic, ratio
+
+MEAN_TIE_RTOL = 1e-9
+"""Category means this close (relative) to the highest tie with it (rounding of the mean, not a real difference)."""
+NO_DECISION = "tie"
+"""The decision name of a stimulus whose highest mean probability is shared: neither shape nor texture."""
 
 
 def _check_rows(values: np.ndarray, what: str) -> np.ndarray:
@@ -45,8 +52,19 @@ def category_probabilities(probabilities: np.ndarray) -> np.ndarray:
 
 
 def category_decisions(probabilities: np.ndarray) -> np.ndarray:
-    """[N] index into ``CATEGORIES`` of the category with the highest mean probability (docs/protocol.md §6 step 3)."""
-    return category_probabilities(probabilities).argmax(axis=1)
+    """[N] index into ``CATEGORIES`` of the category with the highest mean probability (docs/protocol.md §6 step 3).
+
+    A shared highest mean gives ``NO_PREDICTION`` (-1), the tie rule of ``metrics.accuracy.top1_predictions``.
+    Means within ``MEAN_TIE_RTOL`` of the highest count as shared: a mean over up to 109 indices carries rounding
+    of order 1e-14 that depends on the batch's memory layout (equal probabilities gave a decision in a batch of
+    one and a tie in a batch of two), while real differences between category means are far larger.
+    """
+    means = category_probabilities(probabilities)
+    decisions = top1_predictions(means)
+    highest = means.max(axis=1, keepdims=True)
+    shared = np.isclose(means, highest, rtol=MEAN_TIE_RTOL, atol=0.0).sum(axis=1) > 1
+    decisions[shared] = NO_PREDICTION
+    return decisions
 
 
 def decisions_from_logits(logits: np.ndarray) -> np.ndarray:
@@ -55,8 +73,8 @@ def decisions_from_logits(logits: np.ndarray) -> np.ndarray:
 
 
 def decision_names(decisions: np.ndarray) -> list[str]:
-    """Category names of decision indices."""
-    return [CATEGORIES[int(i)] for i in np.asarray(decisions).ravel()]
+    """Category names of decision indices; ``NO_PREDICTION`` (a tie) becomes ``NO_DECISION``."""
+    return [NO_DECISION if int(i) == NO_PREDICTION else CATEGORIES[int(i)] for i in np.asarray(decisions).ravel()]
 
 
 def _bias_counts(decisions: np.ndarray, shapes: np.ndarray, textures: np.ndarray) -> dict:
@@ -88,7 +106,7 @@ def shape_bias(decisions: Sequence[str], shapes: Sequence[str], textures: Sequen
     if len(decisions) == 0:
         raise UserError("shape_bias: no stimuli given; scan the cue-conflict folder first")
     for what, names in (("decision", decisions), ("shape", shapes), ("texture", textures)):
-        for name in sorted(set(names)):
+        for name in sorted(set(names) - ({NO_DECISION} if what == "decision" else set())):
             check_category(name, f"shape_bias {what}")
     d, s, t = (np.asarray(x, dtype=object) for x in (decisions, shapes, textures))
     n_all = len(d)
