@@ -199,3 +199,24 @@ def test_bad_cka_configuration_fails_before_any_model_is_built(tmp_path, small_d
         run_cka(make_params(tmp_path, tiny, [VIT]))
     with pytest.raises(UnknownNameError):
         run_cka(make_params(tmp_path, small_demo_root, ["demo_random_vit_sup", "no_such_model"]))
+
+
+def test_records_point_into_the_final_folder_and_a_failed_rerun_keeps_them(cka_run, monkeypatch):
+    """Outputs are written aside and swapped in: no path names the staging folder; a failure deletes nothing."""
+    import beyond_imagenet.stages.cka as stage
+
+    params, records = cka_run
+    out = stage_paths(params).cka.root
+    for record in records:
+        assert Path(record.details["matrices_file"]).is_relative_to(out)
+        assert all(Path(a).is_relative_to(out) and Path(a).exists() for a in record.artifacts)
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("figure backend failed")
+
+    monkeypatch.setattr(stage, "cka_records", broken)
+    with pytest.raises(RuntimeError, match="figure backend failed"):
+        run_cka(params)
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]

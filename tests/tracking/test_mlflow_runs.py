@@ -173,8 +173,14 @@ def test_records_reloaded_in_another_order_are_the_same_runs(tmp_path):
         for i, model in enumerate(MODELS)
         for dataset in ("val", "r")
     ]
+    for r in records:  # params that differ per dataset (accuracy's n_classes: 10 on a val subset, 200 on IN-R)
+        r.params = {"n_bins": 15, "n_classes": 10 if r.dataset == "val" else 200}
     assert len(log_records(records, config)) == 3
     assert log_records(list(reversed(records)), config) == []
+    _, runs = runs_of(config)
+    child = next(r for r in runs if r.data.tags.get("run_role") == "model")
+    assert child.data.params["analysis.n_bins"] == "15"
+    assert (child.data.params["analysis.r.n_classes"], child.data.params["analysis.val.n_classes"]) == ("200", "10")
 
 
 def test_report_run_is_short_named_and_holds_the_html(tmp_path):

@@ -1,9 +1,21 @@
-"""Progress lines for long steps: items done, rate and time left, printed to stderr at most every few seconds."""
+"""What a command prints to stderr: progress lines for long steps, and the log levels of the libraries.
+
+Progress: items done, rate and time left, printed at most every few seconds. Logging: one handler (the root's), the
+CLI's verbosity for the package, and Lightning's per-pass device lines (``GPU available``, ``TPU available``) kept at
+``-v``; importing Lightning would otherwise reset its loggers to INFO and add a console handler of its own, so every
+line printed twice (:func:`quiet_library_loggers`).
+"""
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
+
+# Loggers that set their own level (INFO) or add a handler when imported: reset after each import of a stage.
+LIBRARY_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric")
+RANK_ZERO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+ADVERT = "litlogger"  # Lightning's "Tip: ... try installing litlogger" line on every Trainer without one
 
 
 def format_seconds(seconds: float) -> str:
@@ -51,3 +63,37 @@ class RateReporter:
     @staticmethod
     def _print(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
+
+
+class _DropAdverts(logging.Filter):
+    """Drops Lightning's litlogger advertisement (logged by every Trainer that has no LitLogger)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return ADVERT not in record.getMessage()
+
+
+def configure_logging(verbose: bool) -> None:
+    """The root handler (DEBUG with ``verbose``, else WARNING), the package at INFO (DEBUG), the libraries quiet."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("beyond_imagenet").setLevel(logging.DEBUG if verbose else logging.INFO)
+    quiet_library_loggers(verbose)
+
+
+def quiet_library_loggers(verbose: bool) -> None:
+    """Lightning's loggers at WARNING (INFO with ``verbose``), printing through the root handler only, no advert.
+
+    Call it again after importing a module that imports Lightning: its import sets these loggers to INFO and adds
+    a console handler to ``lightning`` besides the root's.
+    """
+    for name in LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        logger.propagate = True
+        logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    for name in RANK_ZERO_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropAdverts) for f in logger.filters):
+            logger.addFilter(_DropAdverts())

@@ -8,15 +8,18 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
+import tempfile
+from pathlib import Path
 
-from beyond_imagenet.analyses.cka import cka_records
+from beyond_imagenet.analyses.cka import CkaOutputs, cka_records
 from beyond_imagenet.base.config import Params
 from beyond_imagenet.base.errors import UserError
 from beyond_imagenet.base.record import ResultRecord
 from beyond_imagenet.inference.cka_pass import SUBSET_RULE, build_taps, plan_cka, run_cka_pass
+from beyond_imagenet.records import relocated, replace_folder
 from beyond_imagenet.stages.common import save_records, show_records
 from beyond_imagenet.stages.params import dataset_variants, load_stage_params
-from beyond_imagenet.stages.paths import stage_paths
+from beyond_imagenet.stages.paths import rebased, stage_paths
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +35,18 @@ def cka(params: Params, model_ids: list[str] | None = None) -> list[ResultRecord
     built = build_taps(plan)
     module = run_cka_pass(plan, config, params.inference, built)
     paths = stage_paths(params)
-    shutil.rmtree(paths.cka.root, ignore_errors=True)  # this stage's outputs only; rebuilt below
-    records = cka_records(
-        plan, module, built[1], config, params.inference.precision, paths.cka_outputs, params.statistics
-    )
-    save_records(records, paths.cka)
+    final = paths.cka.root
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staged_root = Path(tempfile.mkdtemp(prefix=f".{final.name}.staging-", dir=final.parent))
+    try:  # written aside, then swapped in: a failure leaves the previous CKA results as they were
+        staged = rebased(paths.cka, staged_root)
+        outputs = CkaOutputs(staged.figures, staged_root / paths.cka_matrices.relative_to(final))
+        records = cka_records(plan, module, built[1], config, params.inference.precision, outputs, params.statistics)
+        records = [relocated(record, staged_root, final) for record in records]
+        save_records(records, staged)
+        replace_folder(staged_root, final)
+    finally:
+        shutil.rmtree(staged_root, ignore_errors=True)
     return records
 
 

@@ -61,6 +61,13 @@ class StagePaths:
         return AggregateOutputs(self.vtab.metrics, self.vtab_table3, self.vtab.figures)
 
 
+def rebased(folder: StageFolder, root: Path) -> StageFolder:
+    """``folder``'s paths moved under ``root`` (a staging folder the stage writes before it replaces its own)."""
+    return StageFolder(
+        root, *(root / path.relative_to(folder.root) for path in (folder.records, folder.metrics, folder.figures))
+    )
+
+
 def _folder(root: Path, params: Params) -> StageFolder:
     names = params.outputs
     return StageFolder(root, root / names.records, root / names.metrics, root / names.figures)

@@ -57,6 +57,11 @@ def sweep_metrics(metrics: dict[str, float]) -> list[tuple[str, float, int]]:
     return out
 
 
+def by_dataset(record: ResultRecord) -> str:
+    """Sort key: a model's records in dataset order, so what is logged does not depend on who listed them."""
+    return record.dataset
+
+
 def _flatten(prefix: str, value, out: dict[str, str]) -> None:
     if isinstance(value, dict):
         for key, sub in value.items():
@@ -66,12 +71,25 @@ def _flatten(prefix: str, value, out: dict[str, str]) -> None:
         out[prefix] = text[:MAX_PARAM_LENGTH]
 
 
+def shared_params(records: list[ResultRecord]) -> dict:
+    """The analysis params of a model's records: one value where all agree, else one per dataset (``<dataset>.k``)."""
+    keys = sorted({key for r in records for key in r.params})
+    out: dict = {}
+    for key in keys:
+        values = {r.dataset: r.params.get(key) for r in records}
+        if len({json.dumps(v, sort_keys=True, default=str) for v in values.values()}) == 1:
+            out[key] = next(iter(values.values()))
+        else:
+            out.update({f"{dataset}.{key}": value for dataset, value in sorted(values.items())})
+    return out
+
+
 def run_params(records: list[ResultRecord]) -> dict[str, str]:
     """The protocol knobs of one (model, analysis) run: analysis settings, preprocessing, precision, model, weights."""
     first = records[0].provenance
     model = first.get("model") or {}
     params: dict[str, str] = {"model_id": records[0].model_id, "weights_id": str(model.get("weights_id"))}
-    _flatten("analysis", records[0].params, params)
+    _flatten("analysis", shared_params(records), params)
     preprocessing = {k: v for k, v in (first.get("preprocessing") or {}).items() if k != "key"}
     _flatten("preprocessing", preprocessing, params)
     params["precision"] = str(first.get("precision"))
@@ -82,7 +100,7 @@ def run_tags(records: list[ResultRecord], stage: str) -> dict[str, str]:
     """Tags of one model run: model facts, analysis, datasets, provenance (git, stage, config hash)."""
     model = records[0].provenance.get("model") or {}
     git = git_state()
-    config = [r.provenance.get("cache_config_hash") for r in records] + [records[0].params]
+    config = [[r.dataset, r.provenance.get("cache_config_hash"), r.params] for r in sorted(records, key=by_dataset)]
     return {
         "model": records[0].model_id,
         "family": str(model.get("family")),
@@ -167,9 +185,9 @@ def model_key(records: list[ResultRecord], stage: str) -> str:
 
     Independent of the records' order (a stage's order and ``load_records``' file order differ).
     """
-    ordered = sorted(records, key=lambda r: r.dataset)
-    per_dataset = [[r.dataset, r.provenance.get("cache_config_hash"), r.metrics] for r in ordered]
-    return content_key([stage, records[0].model_id, records[0].analysis, records[0].params, *per_dataset])
+    ordered = sorted(records, key=by_dataset)
+    per_dataset = [[r.dataset, r.provenance.get("cache_config_hash"), r.params, r.metrics] for r in ordered]
+    return content_key([stage, records[0].model_id, records[0].analysis, *per_dataset])
 
 
 def _log_model_run(client, experiment: str, parent: str, group: list[ResultRecord], stage: str, extra: dict) -> str:
@@ -200,7 +218,7 @@ def _log_analysis(client, config: TrackingConfig, experiment: str, records: list
     """The parent run of one analysis and its model runs, unless a run with the same content exists."""
     analysis = records[0].analysis
     groups: dict[str, list[ResultRecord]] = defaultdict(list)
-    for record in records:
+    for record in sorted(records, key=by_dataset):  # one order whatever the caller's (the stage's, load_records')
         groups[record.model_id].append(record)
     key = content_key([analysis, stage, sorted(model_key(g, stage) for g in groups.values())])
     existing = find_run(client, experiment, key)
