@@ -14,6 +14,8 @@ beyond-imagenet probe [--models M ...]  # stage `probe`: tune + probe every task
 beyond-imagenet results                 # stage `results`: tidy table, paired comparisons, rankings
 beyond-imagenet report                  # stage `report`: side-by-side tables
 beyond-imagenet fidelity --dataset D    # two inference settings (fp32 vs bf16, ...) on the same images
+beyond-imagenet import-predictions FILE --format F --out DIR   # a cache from imagenet-x / model-vs-human CSV
+beyond-imagenet export-predictions DIR --format F --out FILE   # imagenet-x / model-vs-human CSV, parquet
 beyond-imagenet fetch-cue-conflict      # download and check the cue-conflict stimuli
 beyond-imagenet fetch-weights           # prefetch pretrained weights into the Hugging Face cache
 
@@ -26,13 +28,13 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib
-import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from beyond_imagenet.base.errors import UserError
+from beyond_imagenet.base.progress import configure_logging, quiet_library_loggers
 from beyond_imagenet.data.demo import DEMO_IMAGES_PER_CLASS, DEMO_ROOT, DEMO_SEED
 
 MODELS = ("--models", {"nargs": "+", "help": "model ids (default: params.yaml models)"})
@@ -99,11 +101,19 @@ COMMANDS: dict[str, Command] = {
     ),
     "analyze-cache": Command(
         "tools:run_analyze_cache",
-        "accuracy and calibration from cache directories",
+        "every analysis whose input contract the given caches meet (docs/cache.md); no params file",
         arguments=(
-            ("cache_dirs", {"nargs": "+", "type": Path}),
+            ("cache_dirs", {"nargs": "+", "type": Path, "help": "cache folders, or folders holding them"}),
             ("--out", {"default": "results-byo", "help": "where records and figures go"}),
-            ("--n-bins", {"type": int, "default": 15}),
+            ("--n-bins", {"type": int, "default": 15, "help": "calibration bins (default 15, §5)"}),
+            ("--analyses", {"nargs": "+", "help": "only these analyses; each must be able to run"}),
+            ("--imagenet-x-annotations", {"help": "ImageNet-X annotation folder (default: the imagenet-x package's)"}),
+            (
+                "--allow-partial-imagenet-x",
+                {"action": "store_true", "help": "score ImageNet-X on val caches missing annotated images"},
+            ),
+            ("--real-labels", {"help": "ReaL labels real.json (default: the copy in the imagenet-x package)"}),
+            ("--pug-class-map", {"help": "PUG's class_to_imagenet_idx.json (default: in the caches' dataset.root)"}),
         ),
     ),
     "vtab-tasks": Command(
@@ -159,6 +169,30 @@ COMMANDS: dict[str, Command] = {
             ("--port", {"type": int, "default": 5000, "help": "port of the MLflow server"}),
         ),
     ),
+    "import-predictions": Command(
+        "interchange:run_import_predictions",
+        "a cache from an imagenet-x or model-vs-human predictions CSV (docs/interchange.md)",
+        arguments=(
+            ("file", {"type": Path, "help": "the CSV to import"}),
+            ("--format", {"required": True, "help": "imagenet-x | model-vs-human"}),
+            ("--out", {"required": True, "type": Path, "help": "the cache folder to write"}),
+            ("--model-id", {"help": "default: the file's stem (imagenet-x) or its subj column (model-vs-human)"}),
+            ("--family", {"default": "other", "help": "vit | convnet | other (default: other)"}),
+            ("--paradigm", {"default": "supervised", "help": "supervised | clip (default: supervised)"}),
+            ("--imagenet-x-annotations", {"help": "folder holding filename_label.csv (default: imagenet-x's)"}),
+            ("--force", {"action": "store_true", "help": "replace a cache already in --out"}),
+        ),
+    ),
+    "export-predictions": Command(
+        "interchange:run_export_predictions",
+        "a cache's predictions as an imagenet-x or model-vs-human CSV, or a parquet table (docs/interchange.md)",
+        arguments=(
+            ("cache_dir", {"type": Path, "help": "the cache folder"}),
+            ("--format", {"required": True, "help": "imagenet-x | model-vs-human | parquet"}),
+            ("--out", {"required": True, "type": Path, "help": "the file, or a folder for the format's own file name"}),
+            ("--with-logits", {"action": "store_true", "help": "parquet: add each row's logits as a list column"}),
+        ),
+    ),
     "fetch-cue-conflict": Command(
         "tools:run_fetch_cue_conflict",
         "download and check the 1,280 cue-conflict stimuli",
@@ -191,7 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _run(target: str, args: argparse.Namespace) -> None:
     """Import the stage module of ``target`` (``module:function``) and call the function with ``args``."""
     module, function = target.split(":")
-    getattr(importlib.import_module(f"beyond_imagenet.stages.{module}"), function)(args)
+    stage = importlib.import_module(f"beyond_imagenet.stages.{module}")
+    quiet_library_loggers(args.verbose)  # the import may have loaded Lightning, which resets its loggers
+    getattr(stage, function)(args)
 
 
 def suggestion(argv: Sequence[str]) -> str | None:
@@ -211,12 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {hint}", file=sys.stderr)
         return 2
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("beyond_imagenet").setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    for noisy in ("lightning.pytorch", "lightning.fabric"):  # they add their own handlers
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(args.verbose)
     try:
         _run(args.target, args)
     except UserError as err:

@@ -17,6 +17,12 @@ from beyond_imagenet.metrics.estimates import EstimateBook, attach, mean_of
 from beyond_imagenet.metrics.resampling import mean_statistic
 
 TOPK = {"top1": 1, "top5": 5}
+IMPORTED_TOPK = {"top1": 1}  # an imported prediction file holds the top-1 class only (docs/interchange.md)
+
+
+def reported_topk(cache: InferenceCache) -> dict[str, int]:
+    """Which top-k a cache can tell: top-1 and top-5, or top-1 alone for predictions imported from a CSV."""
+    return IMPORTED_TOPK if cache.meta.get("interchange") else TOPK
 
 
 def _cache_metrics(
@@ -26,7 +32,7 @@ def _cache_metrics(
     logits = label_space_logits(cache)
     check_targets(cache, logits.shape[1])
     values = {}
-    for name, k in TOPK.items():
+    for name, k in reported_topk(cache).items():
         correct = topk_correct(logits, cache.targets, k)
         values[prefix + name] = 100.0 * int(correct.sum()) / len(correct)
         if book is not None and ctx is not None:
@@ -56,7 +62,7 @@ def _variants_record(
         cache = ctx.store.get(dataset, model_id, variant)
         metrics.update(_cache_metrics(cache, f"accuracy/{dataset}/{variant}/", book, ctx))
         provenance[variant] = provenance_from_cache(cache)
-    for name in TOPK:
+    for name in reported_topk(cache):
         inputs = [(model_id, f"accuracy/{dataset}/{v}/{name}") for v in variants]
         book.derive(model_id, f"accuracy/{dataset}/{name}", inputs, mean_of)
     metrics[f"accuracy/{dataset}/n_samples"] = float(sum(p["n_samples"] for p in provenance.values()))

@@ -15,14 +15,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from beyond_imagenet.analyses.common import AnalysisContext, check_targets, figure_path, provenance_from_cache
+from beyond_imagenet.analyses.contracts import foreign_model_spec
 from beyond_imagenet.analyses.estimates import dataset_plan, new_book
 from beyond_imagenet.analyses.store import CacheStore
 from beyond_imagenet.base.config import InvarianceConfig
-from beyond_imagenet.base.errors import CacheFormatError, UserError
+from beyond_imagenet.base.errors import CacheFormatError, UnknownNameError, UserError
 from beyond_imagenet.base.record import ResultRecord
 from beyond_imagenet.figures.common import save_figure
 from beyond_imagenet.figures.invariance import invariance_figure
-from beyond_imagenet.inference.cache import META_FILE, InferenceCache, cache_path, label_space_logits
+from beyond_imagenet.inference.cache import InferenceCache, cache_path, label_space_logits
 from beyond_imagenet.inference.sweeps import (
     INFER_HINT,
     SWEEP_KINDS,
@@ -32,7 +33,7 @@ from beyond_imagenet.inference.sweeps import (
     sweep_points,
     sweep_variant,
 )
-from beyond_imagenet.metrics.accuracy import topk_accuracy, topk_correct
+from beyond_imagenet.metrics.accuracy import NO_PREDICTION, top1_predictions, topk_accuracy, topk_correct
 from beyond_imagenet.metrics.estimates import EstimateBook, attach
 from beyond_imagenet.metrics.invariance import (
     correct_class_probability,
@@ -41,16 +42,25 @@ from beyond_imagenet.metrics.invariance import (
 )
 from beyond_imagenet.metrics.resampling import mean_statistic
 from beyond_imagenet.models.catalogue import resolve_model
+from beyond_imagenet.models.spec import ModelSpec
 
 METRICS: tuple[str, ...] = ("top1", "correct_class_prob", "consistency")
 POINT_PROVENANCE = ("cache_path", "cache_config_hash", "preprocessing", "n_samples", "n_skipped")
+
+
+def model_spec(model_id: str, store: CacheStore) -> ModelSpec:
+    """The catalogue spec; a model another tool's caches hold gets its input size from them (docs/cache.md)."""
+    try:
+        return resolve_model(model_id)
+    except UnknownNameError:
+        return foreign_model_spec(model_id, store.model_meta(model_id))
 
 
 def _load_point(store: CacheStore, config: InvarianceConfig, model_id: str, point: SweepPoint) -> InferenceCache:
     """The cache of one sweep point, checked to be that point; a missing one says which command writes it."""
     variant = sweep_variant(config, point)
     path = cache_path(store.cache_dir, config.dataset, model_id, variant)
-    if not (path / META_FILE).exists():
+    if not store.has(config.dataset, model_id, variant):
         raise UserError(
             f"invariance: no sweep cache for {model_id} at {point.label} on {config.dataset!r} ({path}); {INFER_HINT} "
             "with the same models, scales, shifts, resolutions and images_per_class as this analysis."
@@ -67,7 +77,8 @@ def _add_point(book: EstimateBook, ctx: AnalysisContext, label: str, cache: Infe
     logits = label_space_logits(cache)
     plan = dataset_plan(ctx.statistics, ctx.datasets, cache.dataset, cache.sample_ids, cache.targets)
     correct = topk_correct(logits, cache.targets, 1)
-    same = logits.argmax(axis=1) == reference
+    predictions = top1_predictions(logits)
+    same = (predictions == reference) & (predictions != NO_PREDICTION)  # as prediction_consistency
     prefix = f"invariance/{label}/"
     book.add(cache.model_id, prefix + "top1", plan, mean_statistic(correct, 100.0), (int(correct.sum()), len(correct)))
     book.add(
@@ -88,13 +99,13 @@ def _sweep_curves(
     scale-1 cache, whose provenance heads the record).
     """
     store = ctx.store
-    spec = resolve_model(model_id)
+    spec = model_spec(model_id, store)
     curves, provenance, references = {}, {}, {}
     for kind in SWEEP_KINDS:
         points = [p for p in sweep_points(config, spec) if p.kind == kind]
         caches = {p: _load_point(store, config, model_id, p) for p in points}
         reference = references[kind] = caches[SweepPoint(kind, reference_value(kind, spec))]
-        reference_predictions = label_space_logits(reference).argmax(axis=1)
+        reference_predictions = top1_predictions(label_space_logits(reference))
         curve = {"values": [], **{m: [] for m in METRICS}}
         for point, cache in caches.items():
             if cache.sample_ids != reference.sample_ids:
@@ -106,7 +117,7 @@ def _sweep_curves(
             curve["values"].append(point.as_record()["value"])
             curve["top1"].append(topk_accuracy(logits, cache.targets, 1))
             curve["correct_class_prob"].append(correct_class_probability(logits, cache.targets))
-            curve["consistency"].append(prediction_consistency(logits.argmax(axis=1), reference_predictions))
+            curve["consistency"].append(prediction_consistency(top1_predictions(logits), reference_predictions))
             _add_point(book, ctx, point.label, cache, reference_predictions)
             point_provenance = provenance_from_cache(cache)
             provenance[point.label] = {
@@ -146,7 +157,7 @@ def run_invariance(config: InvarianceConfig, ctx: AnalysisContext) -> list[Resul
     records, curves, book = [], {}, new_book(ctx.statistics)
     for model_id in ctx.models:
         model_curves, points, reference = _sweep_curves(ctx, config, model_id, book)
-        spec = resolve_model(model_id)
+        spec = model_spec(model_id, ctx.store)
         params_used = {
             "images_per_class": config.images_per_class,
             "subset": subset_variant(config) or "all images",

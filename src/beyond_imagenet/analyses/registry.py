@@ -15,6 +15,16 @@ from beyond_imagenet.analyses.accuracy import run_accuracy
 from beyond_imagenet.analyses.calibration import run_calibration
 from beyond_imagenet.analyses.common import AnalysisContext
 from beyond_imagenet.analyses.imagenet_x import run_imagenet_x
+from beyond_imagenet.analyses.inputs import (
+    ACCURACY_INPUTS,
+    CALIBRATION_INPUTS,
+    IMAGENET_X_INPUTS,
+    INVARIANCE_INPUTS,
+    PUG_INPUTS,
+    ROBUSTNESS_INPUTS,
+    SHAPE_BIAS_INPUTS,
+    InputContract,
+)
 from beyond_imagenet.analyses.invariance import run_invariance
 from beyond_imagenet.analyses.pug import run_pug
 from beyond_imagenet.analyses.robustness import run_robustness
@@ -28,12 +38,16 @@ AnalysisFn = Callable[[Any, AnalysisContext], list[ResultRecord]]
 
 @dataclass(frozen=True)
 class AnalysisSpec:
-    """One analysis: its name (= its ``analyses`` section), what it computes, the paper section, its function."""
+    """One analysis: its name (= its ``analyses`` section), what it computes, the paper section, its function.
+
+    ``inputs`` is its input contract: which caches it reads (``analyze-cache`` plans from it, docs/cache.md).
+    """
 
     name: str
     description: str
     paper_section: str
     run: AnalysisFn
+    inputs: InputContract
 
     def section(self, analyses: AnalysesConfig) -> Any:
         """This analysis's section of ``params.analyses``."""
@@ -48,21 +62,40 @@ class AnalysisSpec:
 ANALYSES: dict[str, AnalysisSpec] = {
     spec.name: spec
     for spec in (
-        AnalysisSpec("accuracy", "top-1 and top-5 accuracy on the dataset's label space", "§7.1", run_accuracy),
         AnalysisSpec(
-            "calibration", "ECE (15 bins), reliability diagrams, confidence histograms", "§5, Fig. 4", run_calibration
+            "accuracy", "top-1 and top-5 accuracy on the dataset's label space", "§7.1", run_accuracy, ACCURACY_INPUTS
         ),
         AnalysisSpec(
-            "robustness", "Table 2 top-1, average, ImageNet-C, ReaL, JANuS ratios", "§7, Fig. 6", run_robustness
+            "calibration",
+            "ECE (15 bins), reliability diagrams, confidence histograms",
+            "§5, Fig. 4",
+            run_calibration,
+            CALIBRATION_INPUTS,
         ),
-        AnalysisSpec("imagenet_x", "ImageNet-X error ratios of 16 factors", "§3, Fig. 2", run_imagenet_x),
-        AnalysisSpec("pug", "PUG-ImageNet accuracy per factor subset and mean", "§4, Fig. 3", run_pug),
-        AnalysisSpec("shape_bias", "shape vs texture bias on cue-conflict images", "§6, Fig. 5", run_shape_bias),
+        AnalysisSpec(
+            "robustness",
+            "Table 2 top-1, average, ImageNet-C, ReaL, JANuS ratios",
+            "§7, Fig. 6",
+            run_robustness,
+            ROBUSTNESS_INPUTS,
+        ),
+        AnalysisSpec(
+            "imagenet_x", "ImageNet-X error ratios of 16 factors", "§3, Fig. 2", run_imagenet_x, IMAGENET_X_INPUTS
+        ),
+        AnalysisSpec("pug", "PUG-ImageNet accuracy per factor subset and mean", "§4, Fig. 3", run_pug, PUG_INPUTS),
+        AnalysisSpec(
+            "shape_bias",
+            "shape vs texture bias on cue-conflict images",
+            "§6, Fig. 5",
+            run_shape_bias,
+            SHAPE_BIAS_INPUTS,
+        ),
         AnalysisSpec(
             "invariance",
             "top-1, true-class probability and prediction consistency vs scale, shift and resolution",
             "§9, Fig. 7",
             run_invariance,
+            INVARIANCE_INPUTS,
         ),
     )
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from beyond_imagenet.analyses.common import AnalysisContext, figure_path, provenance_from_cache
+from beyond_imagenet.analyses.contracts import check_cache
 from beyond_imagenet.analyses.estimates import dataset_plan, new_book
 from beyond_imagenet.base.config import ShapeBiasConfig
 from beyond_imagenet.base.errors import UserError
@@ -36,6 +37,7 @@ def run_shape_bias(config: ShapeBiasConfig, ctx: AnalysisContext) -> list[Result
     records, results, book = [], {}, new_book(ctx.statistics)
     for model_id in ctx.models:
         cache = ctx.store.get(dataset, model_id)
+        check_cache(cache, "cue_conflict")  # target = the file name's shape category (docs/cache.md)
         if cache.logits.shape[1] != 1000:
             raise UserError(f"shape bias needs 1000 ImageNet logits; {cache.path} has {cache.logits.shape[1]}")
         shapes = [CATEGORIES[t] for t in cache.targets]

@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from beyond_imagenet.analyses.accuracy import analyse_accuracy
-from beyond_imagenet.analyses.calibration import analyse_calibration, save_calibration_figures
+from beyond_imagenet.analyses.foreign import check_plan, load_store, plan_analyses, run_plan
+from beyond_imagenet.analyses.inputs import ToolOptions
 from beyond_imagenet.base.config import load_params
 from beyond_imagenet.base.errors import UserError
 from beyond_imagenet.data.fetch import fetch_cue_conflict
-from beyond_imagenet.inference.cache import load_cache
 from beyond_imagenet.models.build import build_backbone
 from beyond_imagenet.models.catalogue import PAPER_MODELS, resolve_model
 from beyond_imagenet.models.hub import hub_offline
@@ -19,19 +18,33 @@ from beyond_imagenet.records import write_records
 from beyond_imagenet.stages.common import print_record
 
 
+def tool_options(args: argparse.Namespace) -> ToolOptions:
+    """The options of ``analyze-cache`` (everything else is the defaults of base/config.py)."""
+    return ToolOptions(
+        n_bins=args.n_bins,
+        imagenet_x_annotations=args.imagenet_x_annotations,
+        allow_partial_imagenet_x=args.allow_partial_imagenet_x,
+        real_labels=args.real_labels,
+        pug_class_map=args.pug_class_map,
+    )
+
+
 def run_analyze_cache(args: argparse.Namespace) -> None:
-    """``beyond-imagenet analyze-cache DIR...``: accuracy and calibration of caches written by another tool."""
-    out = Path(args.out)
-    caches = [load_cache(path) for path in args.cache_dirs]
-    records = [analyse_accuracy(cache) for cache in caches]
-    for dataset in dict.fromkeys(c.dataset for c in caches):
-        results = [analyse_calibration(c, args.n_bins) for c in caches if c.dataset == dataset]
-        batch = [record for record, _ in results]
-        save_calibration_figures([panel for _, panel in results], batch, dataset, out / "figures")
-        records += batch
+    """``beyond-imagenet analyze-cache DIR...``: every analysis whose input contract caches of another tool meet.
+
+    All caches are loaded and checked (docs/cache.md, per-dataset rules) and every analysis planned and checked
+    before the first runs; the plan says which caches each analysis uses and why it skips any.
+    """
+    out, options = Path(args.out), tool_options(args)
+    store, entries = load_store(args.cache_dirs)
+    plan = plan_analyses(entries, options, args.analyses)
+    for line in [*plan.lines, *check_plan(plan, options)]:
+        print(line)
+    records = run_plan(plan, store, entries, options, out / "figures")
     write_records(records, out / "records")
     for record in records:
         print_record(record)
+    print(f"{len(records)} records in {out / 'records'}, figures in {out / 'figures'}")
 
 
 def run_fetch_cue_conflict(args: argparse.Namespace) -> None:
