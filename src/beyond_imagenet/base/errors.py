@@ -10,6 +10,13 @@ class UserError(Exception):
     """Bad input: the message says what is wrong and how to fix it. The CLI prints it without a traceback."""
 
 
+def plural(noun: str) -> str:
+    """English plural of the last word of ``noun`` ("analysis" -> "analyses", "model source" -> "model sources")."""
+    if noun.endswith("sis"):
+        return noun[:-3] + "ses"
+    return noun + ("es" if noun.endswith(("s", "x", "sh", "ch")) else "s")
+
+
 class UnknownNameError(UserError, KeyError):
     """A model, dataset or analysis name that is not registered."""
 
@@ -18,7 +25,7 @@ class UnknownNameError(UserError, KeyError):
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         listing = ", ".join(known) if len(known) <= 30 else f"{len(known)} names, e.g. {', '.join(known[:10])}, ..."
-        super().__init__(f"unknown {kind} {name!r}.{hint} Known {kind}s: {listing}.")
+        super().__init__(f"unknown {kind} {name!r}.{hint} Known {plural(kind)}: {listing}.")
         self.kind, self.name, self.close_matches = kind, name, close
 
     def __str__(self) -> str:  # KeyError would otherwise repr() the message
