@@ -19,22 +19,10 @@ from beyond_imagenet.cli import main
 from beyond_imagenet.inference.cache import cache_path, load_cache
 from beyond_imagenet.metrics.accuracy import topk_accuracy
 from beyond_imagenet.stages.analyze import analyze
+from helpers import TOY_PROBS, TOY_TARGETS
 
-# Six samples, three classes. Confidences avoid the 15-bin edges (k/15), so each lands in its own bin:
-# conf .90 (bin 13, correct), .62 (bin 9, wrong), .70 (bin 10, correct), .82 (bin 12, correct),
-# .50 (bin 7, wrong), .34 (bin 5, correct).
-# ECE = (1/6) * (|1-.9| + |0-.62| + |1-.7| + |1-.82| + |0-.5| + |1-.34|) = 2.36 / 6.
-PROBS = np.array(
-    [
-        [0.90, 0.05, 0.05],
-        [0.62, 0.28, 0.10],
-        [0.20, 0.70, 0.10],
-        [0.09, 0.09, 0.82],
-        [0.50, 0.25, 0.25],
-        [0.34, 0.33, 0.33],
-    ]
-)
-TARGETS = np.array([0, 1, 1, 2, 2, 0])
+PROBS = TOY_PROBS
+TARGETS = TOY_TARGETS
 EXPECTED_ECE = 2.36 / 6
 EXPECTED_TOP1 = 100 * 4 / 6
 IDS = [f"ILSVRC2012_val_{i:08d}.JPEG" for i in range(1, 7)]

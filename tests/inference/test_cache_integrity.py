@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import Callback
 from PIL import Image
 from torch import nn
 
-from beyond_imagenet.base.config import Params, parse_params
+from beyond_imagenet.base.config import Params
 from beyond_imagenet.base.errors import CacheFormatError, NonFiniteLogitsError, UserError
 from beyond_imagenet.base.files import sha256_file
 from beyond_imagenet.inference.cache import cache_path, load_cache
@@ -28,21 +28,12 @@ from beyond_imagenet.models.catalogue import CATALOGUE
 from beyond_imagenet.models.zeroshot import load_or_build_zeroshot_weights
 from beyond_imagenet.stages.infer import infer
 from beyond_imagenet.stages.params import dataset_variants
+from helpers import image_folder_params
 
 SUP, CLIP = "demo_random_vit_sup", "demo_random_vit_clip"
 
 
-def make_params(tmp_path: Path, root: Path, models: list[str], **inference) -> Params:
-    settings = {"batch_size": 4, "chunk_size": 8, "num_workers": 0, "cache_dir": str(tmp_path / "cache")}
-    return parse_params(
-        {
-            "models": models,
-            "datasets": {"small": {"path": str(root), "kind": "image_folder"}},
-            "inference": {**settings, **inference},
-            "tracking": {"enabled": False},
-            "results_dir": str(tmp_path / "results"),
-        }
-    )
+make_params = image_folder_params
 
 
 def jobs_of(params: Params, models: list[str] | None = None) -> list:

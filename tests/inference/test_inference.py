@@ -33,21 +33,12 @@ from beyond_imagenet.models.preprocessing import build_transform, resolve_prepro
 from beyond_imagenet.models.zeroshot import load_or_build_zeroshot_weights, openai_imagenet_classnames
 from beyond_imagenet.stages.infer import infer
 from beyond_imagenet.stages.params import dataset_variants
+from helpers import image_folder_params
 
 SUP, CLIP = "demo_random_vit_sup", "demo_random_vit_clip"
 
 
-def make_params(tmp_path: Path, root: Path, models: list[str], **inference):
-    settings = {"batch_size": 4, "chunk_size": 8, "num_workers": 0, "cache_dir": str(tmp_path / "cache")}
-    return parse_params(
-        {
-            "models": models,
-            "datasets": {"small": {"path": str(root), "kind": "image_folder"}},
-            "inference": {**settings, **inference},
-            "tracking": {"enabled": False},
-            "results_dir": str(tmp_path / "results"),
-        }
-    )
+make_params = image_folder_params
 
 
 def run_with_callbacks(params: Params, callbacks: list) -> list:

@@ -19,18 +19,10 @@ from beyond_imagenet.base.errors import UserError
 from beyond_imagenet.inference.cache import cache_path
 from beyond_imagenet.records import load_records
 from beyond_imagenet.stages.analyze import analyze, input_problems, planned_analyses
+from helpers import TOY_PROBS, TOY_TARGETS
 
-PROBS = np.array(
-    [
-        [0.90, 0.05, 0.05],
-        [0.62, 0.28, 0.10],
-        [0.20, 0.70, 0.10],
-        [0.09, 0.09, 0.82],
-        [0.50, 0.25, 0.25],
-        [0.34, 0.33, 0.33],
-    ]
-)
-TARGETS = [0, 1, 1, 2, 2, 0]
+PROBS = TOY_PROBS
+TARGETS = TOY_TARGETS.tolist()
 MODELS = ("tool_a", "tool_b")
 TOP1 = "accuracy/toy/top1"
 

@@ -48,12 +48,17 @@ def decode_rgb(path: str | Path) -> Image.Image:
     unsupported pixel mode.
     """
     name = str(path)
+    _refuse_missing_or_empty(path, name)
+    return _decode(path, name)
+
+
+def _refuse_missing_or_empty(path: str | Path, name: str) -> None:
+    """``ImageDecodeError`` for a file that cannot be stat'ed or holds 0 bytes."""
     try:
         if os.path.getsize(path) == 0:
             raise ImageDecodeError(name, "empty file (0 bytes)")
     except OSError as exc:
         raise ImageDecodeError(name, os_reason(exc)) from None
-    return _decode(path, name)
 
 
 def check_decodable(path: str | Path) -> None:
@@ -64,11 +69,7 @@ def check_decodable(path: str | Path) -> None:
     Other formats are decoded fully.
     """
     name = str(path)
-    try:
-        if os.path.getsize(path) == 0:
-            raise ImageDecodeError(name, "empty file (0 bytes)")
-    except OSError as exc:
-        raise ImageDecodeError(name, os_reason(exc)) from None
+    _refuse_missing_or_empty(path, name)
     _decode(path, name, draft=True)
 
 
