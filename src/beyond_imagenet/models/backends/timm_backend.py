@@ -72,6 +72,15 @@ def _full_name(spec: ModelSpec) -> str:
     return spec.architecture + (f".{spec.weights}" if spec.weights else "")
 
 
+def cfg_preprocessing(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``input_size``, ``mean`` and ``std`` of a timm pretrained cfg (ImageNet defaults where it gives none)."""
+    return {
+        "input_size": int(cfg.get("input_size", (3, 224, 224))[-1]),
+        "mean": tuple(cfg.get("mean", IMAGENET_MEAN)),
+        "std": tuple(cfg.get("std", IMAGENET_STD)),
+    }
+
+
 def weights_id(architecture: str, tag: str | None) -> str:
     """``timm:<arch>.<tag>``, or ``timm:<arch> (random init)``."""
     return f"timm:{architecture}.{tag}" if tag else f"timm:{architecture} (random init)"
@@ -100,9 +109,7 @@ class TimmBackend:
             family=guess_family(architecture),
             paradigm="supervised",
             weights_id=weights_id(architecture, tag),
-            input_size=int(cfg.get("input_size", (3, 224, 224))[-1]),
-            mean=tuple(cfg.get("mean", IMAGENET_MEAN)),
-            std=tuple(cfg.get("std", IMAGENET_STD)),
+            **cfg_preprocessing(cfg),
             description=f"timm {architecture}" + (f".{tag}" if tag else " (random init: no pretrained weights exist)"),
         )
 
