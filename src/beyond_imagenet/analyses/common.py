@@ -9,6 +9,7 @@ from pathlib import Path
 from beyond_imagenet.analyses.store import CacheStore
 from beyond_imagenet.base.config import DatasetConfig, StatisticsConfig
 from beyond_imagenet.base.errors import CacheFormatError
+from beyond_imagenet.base.hashing import safe_name
 from beyond_imagenet.inference.cache import InferenceCache
 
 
@@ -68,5 +69,5 @@ def provenance_from_cache(cache: InferenceCache) -> dict:
 
 
 def figure_path(figures_dir: str | Path, analysis: str, dataset: str, name: str) -> Path:
-    """``<figures_dir>/<analysis>/<dataset>/<name>.png``."""
-    return Path(figures_dir) / analysis / dataset / f"{name}.png"
+    """``<figures_dir>/<analysis>/<dataset>/<name>.png`` (``name`` made file-safe: model ids may hold ``/``)."""
+    return Path(figures_dir) / analysis / dataset / f"{safe_name(name)}.png"

@@ -270,6 +270,9 @@ class Params:
     reports_dir: str = "reports"
     outputs: OutputsConfig = field(default_factory=OutputsConfig)
     statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
+    # title -> another params file whose results the report shows in a section of their own (the demo: one real
+    # model on the real images that exist offline, configs/demo_real.yaml)
+    side_studies: dict[str, str] = field(default_factory=dict)
 
 
 def _check_values(params: Params) -> None:

@@ -44,11 +44,17 @@ class ModelDisplay:
 
 
 def display_name(model_id: str) -> str:
-    """The paper's name for its four models (§1.1), "<paper name> (demo)" for a demo stand-in, else the id."""
+    """A model's legend name: the paper's for its four (§1.1), "<paper name> (demo)", "<arch> (<file>)", or the id.
+
+    "(demo)" marks a demo stand-in; "<arch> (<file>)" a local checkpoint (``timm-file:``).
+    """
     if model_id in PAPER_MODELS:
         return PAPER_MODELS[model_id].paper_name or model_id
     if model_id in STAND_INS:
         return f"{display_name(STAND_INS[model_id])} (demo)"
+    if model_id.startswith("timm-file:"):  # timm-file:<arch>@<path>[?options] -> "<arch> (<file name>)"
+        architecture, _, location = model_id.removeprefix("timm-file:").partition("@")
+        return f"{architecture} ({location.partition('?')[0].rsplit('/', 1)[-1]})"
     return model_id
 
 

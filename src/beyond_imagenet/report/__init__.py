@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from beyond_imagenet.report.header import RunInfo, run_blocks, top_blocks
 from beyond_imagenet.report.ranking import RANKING_THRESHOLD, standings
 from beyond_imagenet.report.scorecard import Scorecard, build_scorecard
 from beyond_imagenet.report.sections import analysis_sections, score_table
+from beyond_imagenet.report.side_study import SideStudy, side_study_section
 from beyond_imagenet.report.tables import (
     HOLM_FAMILIES,
     MAX_DIFFERENCES,
@@ -40,8 +41,8 @@ from beyond_imagenet.report.tables import (
 )
 
 __all__ = [
-    "HOLM_FAMILIES", "MAX_DIFFERENCES", "ReportInputs", "RunInfo", "differences_section", "table2", "vtab_section",
-    "write_report",
+    "HOLM_FAMILIES", "MAX_DIFFERENCES", "ReportInputs", "RunInfo", "SideStudy", "differences_section", "table2",
+    "vtab_section", "write_report",
 ]  # fmt: skip
 TITLE = "beyond-imagenet report"
 TIES = (
@@ -72,6 +73,7 @@ class ReportInputs:
     manifests: Path | None = None
     vtab: str = ""  # Table 3 section (Markdown, ``vtab_section``)
     differences: str = ""  # real differences (Markdown, ``differences_section``)
+    side_studies: Sequence[SideStudy] = ()  # params ``side_studies``: each its own section (``side_study``)
 
 
 def _level(results: pd.DataFrame) -> str:
@@ -144,7 +146,9 @@ def build(inputs: ReportInputs, reports_dir: Path) -> tuple[list[Block], list[Se
     top = [*top_blocks(inputs.run, inputs.results), *scorecard_blocks(card, inputs)]
     sections = [Section("Summary chart", "summary", [chart(card, reports_dir)])] if card.rows else []
     sections.append(Section("Run: models and datasets", "run", run_blocks(inputs.results, inputs.manifests)))
-    sections += analysis_sections(card, figure_blocks(inputs.results_dir, card.models), {})
+    side_dirs = [study.results_dir for study in inputs.side_studies]
+    sections += analysis_sections(card, figure_blocks(inputs.results_dir, card.models, side_dirs), {})
+    sections += [side_study_section(s, f"side-{i}") for i, s in enumerate(inputs.side_studies, 1)]
     return top, sections + closing_sections(inputs, reports_dir), card
 
 

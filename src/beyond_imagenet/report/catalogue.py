@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from beyond_imagenet.base.hashing import safe_name
 from beyond_imagenet.models.display import display_name
 from beyond_imagenet.report.document import Block, Figure, Grid
 
@@ -46,9 +47,11 @@ class Placed:
     model: str | None
 
 
-def find_pngs(results_dir: str | Path) -> list[Path]:
-    """Every PNG under ``results_dir``, sorted."""
-    return sorted(Path(results_dir).rglob("*.png"))
+def find_pngs(results_dir: str | Path, exclude: Sequence[Path] = ()) -> list[Path]:
+    """Every PNG under ``results_dir`` but not under ``exclude`` (side studies' folders), sorted."""
+    skipped = [Path(p).resolve() for p in exclude]
+    found = Path(results_dir).rglob("*.png")
+    return sorted(p for p in found if not any(p.resolve().is_relative_to(s) for s in skipped))
 
 
 def place(path: Path, results_dir: Path, models: Sequence[str]) -> Placed:
@@ -56,7 +59,7 @@ def place(path: Path, results_dir: Path, models: Sequence[str]) -> Placed:
     parts = path.relative_to(results_dir).parts[:-1]
     section = next((p for p in parts if p in SECTIONS), "other")
     dataset = parts[-1] if parts else ""
-    model = path.stem if path.stem in models else None
+    model = {safe_name(m): m for m in models}.get(path.stem)  # per-model figures are named by the file-safe id
     return Placed(path, section, dataset, model)
 
 
@@ -70,19 +73,24 @@ def caption(placed: Placed) -> str:
     return template.format(dataset=placed.dataset)
 
 
-def figure_blocks(results_dir: str | Path, models: Sequence[str]) -> dict[str, list[Block]]:
-    """{section: its figures}; a section's per-model figures form one grid per dataset, after its other figures."""
+def figure_blocks(
+    results_dir: str | Path, models: Sequence[str], exclude: Sequence[Path] = ()
+) -> dict[str, list[Block]]:
+    """{section: its figures}; a section's per-model figures form one grid per dataset, after its other figures.
+
+    PNGs under ``exclude`` (the side studies' results folders) belong to their own sections and are left out.
+    """
     root = Path(results_dir)
     blocks: dict[str, list[Block]] = {}
     grids: dict[tuple[str, str], list[Figure]] = {}
-    for path in find_pngs(root):
+    for path in find_pngs(root, exclude):
         placed = place(path, root, models)
         figure = Figure(path, caption(placed))
         if placed.model is None:
             blocks.setdefault(placed.section, []).append(figure)
         else:
             grids.setdefault((placed.section, placed.dataset), []).append(figure)
-    order = {m: i for i, m in enumerate(models)}
+    order = {safe_name(m): i for i, m in enumerate(models)}
     for (section, dataset), figures in grids.items():
         figures.sort(key=lambda f: order.get(f.path.stem, len(order)))
         text = f"Per-model figures on {dataset}, one per model ({section.replace('_', ' ')})."

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from beyond_imagenet.base.config import Params
 from beyond_imagenet.base.errors import UserError
 from beyond_imagenet.base.provenance import git_state
 from beyond_imagenet.data.vtab.tasks import get_preset
 from beyond_imagenet.records import load_model_records, load_records
-from beyond_imagenet.report import ReportInputs, RunInfo, differences_section, vtab_section, write_report
+from beyond_imagenet.report import ReportInputs, RunInfo, SideStudy, differences_section, vtab_section, write_report
 from beyond_imagenet.results.headline import dataset_kinds
 from beyond_imagenet.stages.params import load_stage_params
 from beyond_imagenet.stages.paths import StagePaths, stage_paths
@@ -31,10 +32,27 @@ def _not_run(paths: StagePaths) -> dict[str, str]:
     return json.loads(paths.vtab.metrics.read_text()).get("not_run", {})
 
 
+def load_side_studies(params: Params) -> list[SideStudy]:
+    """Each side study of params (title -> params file): its models and records; a missing file fails first."""
+    studies = []
+    for title, params_file in params.side_studies.items():
+        if not Path(params_file).is_file():
+            raise UserError(
+                f"params side_studies.{title!r}: {params_file} not found (a path from the repository root); "
+                "fix the path or remove the entry"
+            )
+        side = load_stage_params(params_file)
+        side_paths = stage_paths(side)
+        records = load_records(side_paths.analyze.records) + load_records(side_paths.cka.records)
+        studies.append(SideStudy(title, params_file, list(side.models), records, Path(side.results_dir)))
+    return studies
+
+
 def run_report(args: argparse.Namespace) -> None:
     """``beyond-imagenet report``: write the report and log it to MLflow."""
     params = load_stage_params(args.params)
     paths = stage_paths(params)
+    side_studies = load_side_studies(params)
     records = load_records(paths.analyze.records) + load_records(paths.cka.records)
     if not records:
         raise UserError(f"no result records under {paths.analyze.records}; run `dvc repro analyze` first")
@@ -54,7 +72,7 @@ def run_report(args: argparse.Namespace) -> None:
     run = RunInfo(state["git_sha"], state["git_dirty"], date, str(args.params))  # type: ignore[arg-type]
     inputs = ReportInputs(
         results, records, Path(params.results_dir), run, dataset_kinds(params.datasets), comparisons, rankings,
-        paths.manifests, vtab, differences,
+        paths.manifests, vtab, differences, side_studies,
     )  # fmt: skip
     written = write_report(inputs, paths.reports)
     print("\n".join(str(p) for p in written))

@@ -9,6 +9,7 @@ import timm.data
 from beyond_imagenet.data.cue_conflict import CATEGORIES
 from beyond_imagenet.data.demo import DEMO_CLASS_INDICES, stand_ins
 from beyond_imagenet.data.demo.imagenet_val import generate_demo_split
+from beyond_imagenet.data.demo.real_images import copy_cue_conflict_sample, copy_weights, write_photos
 from beyond_imagenet.data.demo.vtab import make_demo_vtab
 from beyond_imagenet.data.imagenet_x import FACTORS
 from beyond_imagenet.data.kinds import IMAGENET_C_CORRUPTIONS, IMAGENET_C_SEVERITIES
@@ -51,6 +52,17 @@ def make_stand_ins(root: Path, val_files: list[Path], seed: int) -> dict[str, in
     return counts
 
 
+def make_real_part(root: Path) -> str:
+    """The real images and weights of the real-model study (``real_images``); one summary line."""
+    stimuli = copy_cue_conflict_sample(root / "cue_conflict_real")
+    photos = write_photos(root / "photos")
+    weights = copy_weights(root / "weights")
+    return (
+        f"real images (CC BY 4.0 / scikit-image): {stimuli} cue-conflict stimuli under {root / 'cue_conflict_real'}, "
+        f"photos: {photos}; real weights: {weights}"
+    )
+
+
 def make_demo_data(root: Path, seed: int, images_per_class: int, val_only: bool = False) -> list[str]:
     """Write the demo under ``root``; returns one summary line per part written."""
     val_files = make_demo_val(root, images_per_class, seed)
@@ -60,6 +72,7 @@ def make_demo_data(root: Path, seed: int, images_per_class: int, val_only: bool 
     counts = make_stand_ins(root, val_files, seed)
     shown = ", ".join(f"{k} {v}" for k, v in counts.items())
     lines.append(f"demo stand-ins (not real images): {shown}; real.json and imagenet_x/ annotations")
+    lines.append(make_real_part(root))
     vtab = make_demo_vtab(root / "vtab", seed + 10)
     total = sum(sum(splits.values()) for splits in vtab.values())
     lines.append(
