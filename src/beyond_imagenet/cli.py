@@ -159,6 +159,12 @@ COMMANDS: dict[str, Command] = {
         params=True,
         arguments=(NO_MLFLOW,),
     ),
+    "side-study": Command(
+        "side_study:run_side_study",
+        "inference and analyses of the side studies of params (side_studies), each in results_dir/side_studies/NAME",
+        params=True,
+        arguments=(("names", {"nargs": "*", "help": "side study names (default: all)"}), NO_MLFLOW),
+    ),
     "report": Command("report:run_report", "write the side-by-side report", params=True, arguments=(NO_MLFLOW,)),
     "mlflow-links": Command(
         "mlflow_links:run_mlflow_links",

@@ -14,6 +14,8 @@ from beyond_imagenet.base.errors import UnknownNameError, plural
         ("model", "models"),
         ("model source", "model sources"),
         ("PUG class folder", "PUG class folders"),
+        ("side study", "side studies"),
+        ("timm model key", "timm model keys"),
     ],
 )
 def test_plural(noun, expected):

@@ -10,6 +10,7 @@ from beyond_imagenet.base.record import ResultRecord
 from beyond_imagenet.report import SideStudy, write_report
 from beyond_imagenet.report.side_study import metric_rows, reading
 from beyond_imagenet.stages.report import load_side_studies
+from beyond_imagenet.stages.side_study import side_study_params
 from report.synthetic_tables import full_rows, inputs, table, tiny_png
 
 REAL = "timm-file:tf_efficientnet_lite0@data/demo/weights/lite0.pth?map=order"
@@ -55,24 +56,44 @@ def test_the_report_gives_the_study_its_section_and_keeps_its_figures_out_of_the
     markdown = next(p for p in written if p.name == "report.md").read_text()
     side = markdown[markdown.index("## A real model on real images") :]
     side = side[: side.index("\n## ", 1)]
-    row = "| tf_efficientnet_lite0 (lite0.pth) | photos | share of images whose highest-scoring class is the label |"
-    assert f"{row} 75.0 | [19.4, 99.4] | 4 |" in side
+    assert "| tf_efficientnet_lite0 (lite0.pth) | photos | top-1 (%) | 75.0 | [19.4, 99.4] | 4 |" in side
+    assert "- top-1 (%): share of images whose highest-scoring class is the label" in side
     assert "sha256:abc (lite0.pth)" in side and "real_cue" in side
     before = markdown[: markdown.index("## A real model on real images")]
     assert "real_cue" not in before and "shape_bias/cue/all_models.png" in before
 
 
-def test_a_missing_side_study_file_fails_before_the_report_naming_the_entry(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    params = parse_params(
+def _main_params(side_file: str):
+    return parse_params(
         {
             "models": ["demo_random_vit_sup"],
             "datasets": {"v": {"path": "x", "kind": "imagenet_val"}},
-            "side_studies": {"Real": "configs/nope.yaml"},
+            "results_dir": "out/results",
+            "side_studies": {"real": {"title": "Real", "params": side_file}},
         }
     )
-    with pytest.raises(UserError, match=r"side_studies.'Real': configs/nope.yaml not found"):
-        load_side_studies(params)
+
+
+def test_a_missing_side_study_file_or_name_fails_before_any_work_naming_the_entry(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match=r"side_studies.real.params: configs/nope.yaml not found"):
+        load_side_studies(_main_params("configs/nope.yaml"))
+    with pytest.raises(UserError, match=r"unknown side study 'rael'. Did you mean 'real'"):
+        side_study_params(_main_params("configs/nope.yaml"), "rael")
+
+
+def test_a_side_study_writes_under_the_main_results_dir_whatever_its_file_says(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "side.yaml").write_text(
+        "models: [demo_random_vit_sup]\n"
+        "datasets: {v: {path: x, kind: imagenet_val}}\n"
+        "results_dir: results\n"  # the main run's folder: must not be where the side study writes
+        "inference: {cache_dir: cache, batch_size: 3}\n"
+    )
+    side = side_study_params(_main_params("side.yaml"), "real")
+    assert side.results_dir == "out/results/side_studies/real"
+    assert side.inference.cache_dir == "out/results/side_studies/real/cache" and side.inference.batch_size == 3
+    assert side.side_studies == {}
 
 
 def test_a_local_checkpoint_is_named_by_its_architecture_and_file():

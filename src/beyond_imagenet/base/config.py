@@ -244,6 +244,7 @@ class OutputsConfig:
     comparisons: str = "comparisons.csv"  # every pair of models on every metric: difference, interval, p, Holm
     rankings: str = "rankings.csv"  # per metric each model's rank and rank interval
     headline: str = "metrics/headline.json"  # stage results: the DVC metrics, ~15 per model (results/headline.py)
+    side_studies: str = "side_studies"  # stage side_studies: one folder per side study (cache, records, figures)
 
 
 @dataclass(frozen=True)
@@ -254,6 +255,18 @@ class TrackingConfig:
     tracking_uri: str = "sqlite:///mlruns/mlflow.db"
     artifact_location: str = "mlruns/artifacts"
     enabled: bool = True
+
+
+@dataclass(frozen=True)
+class SideStudyConfig:
+    """``side_studies.<name>``: another params file run by ``beyond-imagenet side-study`` and shown in the report.
+
+    Its models, datasets and analyses are its own; its outputs go under ``<results_dir>/side_studies/<name>`` of this
+    params file (the demo's: a real pretrained model on the real images that exist offline, configs/demo_real.yaml).
+    """
+
+    title: str
+    params: str
 
 
 @dataclass(frozen=True)
@@ -270,9 +283,7 @@ class Params:
     reports_dir: str = "reports"
     outputs: OutputsConfig = field(default_factory=OutputsConfig)
     statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
-    # title -> another params file whose results the report shows in a section of their own (the demo: one real
-    # model on the real images that exist offline, configs/demo_real.yaml)
-    side_studies: dict[str, str] = field(default_factory=dict)
+    side_studies: dict[str, SideStudyConfig] = field(default_factory=dict)
 
 
 def _check_values(params: Params) -> None:

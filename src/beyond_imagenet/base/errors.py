@@ -11,9 +11,11 @@ class UserError(Exception):
 
 
 def plural(noun: str) -> str:
-    """English plural of the last word of ``noun`` ("analysis" -> "analyses", "model source" -> "model sources")."""
+    """English plural of the last word of ``noun`` ("analysis" -> "analyses", "side study" -> "side studies")."""
     if noun.endswith("sis"):
         return noun[:-3] + "ses"
+    if noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return noun[:-1] + "ies"
     return noun + ("es" if noun.endswith(("s", "x", "sh", "ch")) else "s")
 
 

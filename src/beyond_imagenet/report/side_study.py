@@ -16,14 +16,14 @@ from beyond_imagenet.models.display import display_name
 from beyond_imagenet.report.catalogue import figure_blocks
 from beyond_imagenet.report.document import Block, Bullets, Section, Table, Text
 
-# Metric (after its analysis and dataset) -> what it measures; per-class metrics are left to the figures.
-MEANINGS: dict[str, str] = {
-    "top1": "share of images whose highest-scoring class is the label",
-    "top5": "share of images with the label among the 5 highest-scoring classes",
-    "overall": "shape bias: shape decisions / (shape + texture decisions) on cue-conflict stimuli (§6)",
-    "fraction_correct_shape": "share of all stimuli decided by their shape",
-    "fraction_correct_texture": "share of all stimuli decided by their texture",
-    "accuracy_16": "16-class accuracy against the shape category (%)",
+# Metric (after its analysis and dataset) -> (its label, what it measures); per-class metrics are left to the figures.
+MEANINGS: dict[str, tuple[str, str]] = {
+    "top1": ("top-1 (%)", "share of images whose highest-scoring class is the label"),
+    "top5": ("top-5 (%)", "share of images with the label among the 5 highest-scoring classes"),
+    "overall": ("shape bias", "shape decisions / (shape + texture decisions) on the cue-conflict stimuli (§6)"),
+    "fraction_correct_shape": ("shape decisions", "share of all stimuli decided by their shape"),
+    "fraction_correct_texture": ("texture decisions", "share of all stimuli decided by their texture"),
+    "accuracy_16": ("16-class accuracy (%)", "share of stimuli whose 16-class decision is the shape category"),
 }
 PERCENT = ("top1", "top5", "accuracy_16")
 
@@ -75,7 +75,7 @@ def metric_rows(records: Sequence[ResultRecord]) -> list[tuple[str, ...]]:
                 (
                     display_name(record.model_id),
                     record.dataset,
-                    MEANINGS[_metric_name(key)],
+                    MEANINGS[_metric_name(key)][0],
                     _cell(value, key),
                     f"[{_cell(low, key)}, {_cell(high, key)}]",
                     str(n),
@@ -83,6 +83,11 @@ def metric_rows(records: Sequence[ResultRecord]) -> list[tuple[str, ...]]:
                 )
             )
     return rows
+
+
+def _meanings(records: Sequence[ResultRecord]) -> tuple[str, ...]:
+    names = dict.fromkeys(_metric_name(k) for r in records for k in r.metrics if _metric_name(k) in MEANINGS)
+    return tuple(f"{MEANINGS[name][0]}: {MEANINGS[name][1]}" for name in names)
 
 
 def _weights(records: Sequence[ResultRecord]) -> tuple[str, ...]:
@@ -118,6 +123,7 @@ def side_study_section(study: SideStudy, anchor: str) -> Section:
             tuple(metric_rows(study.records)),
             anchor=f"{anchor}-table",
         ),
+        Bullets(items=_meanings(study.records)),
         *_figures(study),
     ]
     return Section(study.title, anchor, blocks)

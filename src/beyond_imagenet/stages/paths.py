@@ -44,6 +44,7 @@ class StagePaths:
     rankings: Path
     headline: Path  # from the repository root, not under results_dir: the DVC metrics file, kept in git
     reports: Path
+    side_studies: Path  # one folder per side study (stages/side_study.py)
 
     @property
     def cka_outputs(self) -> CkaOutputs:
@@ -93,4 +94,5 @@ def stage_paths(params: Params) -> StagePaths:
         rankings=results / names.rankings,
         headline=Path(names.headline),
         reports=Path(params.reports_dir),
+        side_studies=results / names.side_studies,
     )

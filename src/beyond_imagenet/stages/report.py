@@ -22,6 +22,7 @@ from beyond_imagenet.report import ReportInputs, RunInfo, SideStudy, differences
 from beyond_imagenet.results.headline import dataset_kinds
 from beyond_imagenet.stages.params import load_stage_params
 from beyond_imagenet.stages.paths import StagePaths, stage_paths
+from beyond_imagenet.stages.side_study import side_study_params
 from beyond_imagenet.tracking.mlflow_logger import log_files
 
 
@@ -33,18 +34,13 @@ def _not_run(paths: StagePaths) -> dict[str, str]:
 
 
 def load_side_studies(params: Params) -> list[SideStudy]:
-    """Each side study of params (title -> params file): its models and records; a missing file fails first."""
+    """Each side study of params: its title, models and records (a missing params file fails before any writing)."""
     studies = []
-    for title, params_file in params.side_studies.items():
-        if not Path(params_file).is_file():
-            raise UserError(
-                f"params side_studies.{title!r}: {params_file} not found (a path from the repository root); "
-                "fix the path or remove the entry"
-            )
-        side = load_stage_params(params_file)
+    for name, config in params.side_studies.items():
+        side = side_study_params(params, name)
         side_paths = stage_paths(side)
         records = load_records(side_paths.analyze.records) + load_records(side_paths.cka.records)
-        studies.append(SideStudy(title, params_file, list(side.models), records, Path(side.results_dir)))
+        studies.append(SideStudy(config.title, config.params, list(side.models), records, Path(side.results_dir)))
     return studies
 
 
