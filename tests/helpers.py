@@ -13,6 +13,8 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+# 48 real cue-conflict stimuli (Geirhos et al. 2019, CC BY 4.0), committed with the package for the demo and tests.
+CUE_CONFLICT_SAMPLE = REPO_ROOT / "src" / "beyond_imagenet" / "data" / "demo" / "cue_conflict_sample"
 
 
 @contextmanager

@@ -19,7 +19,7 @@ from beyond_imagenet.data.registry import resolve_datasets
 from beyond_imagenet.inference.cache import cache_path, load_cache
 from beyond_imagenet.inference.jobs import plan_jobs
 from beyond_imagenet.inference.run import run_inference
-from helpers import SHARED_DATA
+from helpers import CUE_CONFLICT_SAMPLE
 
 
 def write_image(path: Path, size=(40, 30), fmt="JPEG", value=128) -> Path:
@@ -226,10 +226,9 @@ def test_imagenet_hard_rows_run_through_inference_with_label_lists_in_the_cache(
     assert skipped["sample_id"] == "hard_00002" and "#hard_00002" in skipped["path"]
 
 
-SAMPLE = SHARED_DATA / "cue_conflict_sample"
+SAMPLE = CUE_CONFLICT_SAMPLE
 
 
-@pytest.mark.skipif(not SAMPLE.is_dir(), reason="needs ../shared/data/cue_conflict_sample")
 def test_shape_bias_runs_on_the_real_cue_conflict_sample(tmp_path):
     """48 of the real stimuli (Geirhos et al. 2019, CC BY 4.0) through a model, the cache and the analysis."""
     from beyond_imagenet.analyses.common import AnalysisContext

