@@ -20,6 +20,7 @@ from beyond_imagenet.models.backbone import Backbone
 from beyond_imagenet.models.backends.base import LayerPatterns, patterns_for_family
 from beyond_imagenet.models.hub import WeightsLocation, safe_alternative
 from beyond_imagenet.models.spec import IMAGENET_MEAN, IMAGENET_STD, ModelSpec, guess_family
+from beyond_imagenet.models.world_architectures import register as register_world_architectures
 
 HUB_FILES = ("model.safetensors", "pytorch_model.bin")
 PAPER_CROP_PCT = 0.875  # timm's default crop ratio when a pretrained cfg gives none
@@ -46,9 +47,17 @@ class TimmBackbone(Backbone):
         return self.image_model.forward_head(self.image_model.forward_features(images), pre_logits=True)
 
 
+def timm_module() -> Any:
+    """timm, with the procedural world's architectures registered (``models/world_architectures.py``)."""
+    import timm
+
+    register_world_architectures()
+    return timm
+
+
 def _name_and_tag(model_id: str, name: str) -> tuple[str, str | None]:
     """Split ``arch[.tag]``; old aliases map to their weights; no tag = timm's default pretrained tag."""
-    import timm
+    timm = timm_module()
     from timm.models import get_deprecated_models
 
     name = get_deprecated_models().get(name, name)  # e.g. deit3_base_patch16_224_in21ft1k -> .fb_in22k_ft_in1k
@@ -96,7 +105,7 @@ class TimmBackend:
 
     def resolve(self, model_id: str, name: str) -> ModelSpec:
         """A spec for any timm model and pretrained tag (no tag: timm's default weights, if any)."""
-        import timm
+        timm = timm_module()
 
         architecture, tag = _name_and_tag(model_id, name)
         pretrained_cfg = timm.models.get_pretrained_cfg(f"{architecture}.{tag}" if tag else architecture)
@@ -115,7 +124,7 @@ class TimmBackend:
 
     def create(self, spec: ModelSpec, image_size: int | None = None) -> nn.Module:
         """``timm.create_model``; at another ``image_size`` timm resamples a pretrained position embedding."""
-        import timm
+        timm = timm_module()
 
         extra = {"img_size": image_size} if image_size is not None else {}
         return timm.create_model(_full_name(spec), pretrained=spec.pretrained, **extra)
@@ -139,7 +148,7 @@ class TimmBackend:
         """The pretrained cfg's hub repo (or URL, cached by torch.hub)."""
         if not spec.pretrained:
             return None
-        import timm
+        timm = timm_module()
 
         cfg = timm.models.get_pretrained_cfg(_full_name(spec))
         if cfg.hf_hub_id:
@@ -149,7 +158,7 @@ class TimmBackend:
 
     def native_preprocessing(self, spec: ModelSpec) -> dict[str, Any]:
         """Timm's eval transform from the pretrained cfg: input size, crop ratio, interpolation, mean and std."""
-        import timm
+        timm = timm_module()
 
         cfg = timm.models.get_pretrained_cfg(_full_name(spec)).to_dict()
         size = int(cfg.get("input_size", (3, spec.input_size, spec.input_size))[-1])

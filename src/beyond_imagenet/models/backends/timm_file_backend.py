@@ -21,7 +21,7 @@ from beyond_imagenet.base.files import sha256_file
 from beyond_imagenet.models.backbone import Backbone
 from beyond_imagenet.models.backends.base import LayerPatterns
 from beyond_imagenet.models.backends.timm_backend import BACKEND as TIMM
-from beyond_imagenet.models.backends.timm_backend import TimmBackbone, cfg_preprocessing
+from beyond_imagenet.models.backends.timm_backend import TimmBackbone, cfg_preprocessing, timm_module
 from beyond_imagenet.models.checkpoint import load_checkpoint_into
 from beyond_imagenet.models.hub import WeightsLocation
 from beyond_imagenet.models.spec import ModelSpec, guess_family
@@ -49,7 +49,7 @@ def _parse(model_id: str, rest: str) -> tuple[str, Path, dict[str, str]]:
 
 
 def _architecture_cfg(architecture: str) -> dict:
-    import timm
+    timm = timm_module()
 
     if not timm.is_model(architecture):
         raise UnknownNameError("timm model", architecture, timm.list_models())
@@ -87,7 +87,7 @@ class TimmFileBackend:
 
     def create(self, spec: ModelSpec, image_size: int | None = None) -> nn.Module:
         """``timm.create_model(arch)`` at random init, then every tensor from the checkpoint (shapes checked)."""
-        import timm
+        timm = timm_module()
 
         options = spec.custom_config or {}
         extra: dict[str, Any] = {"img_size": image_size} if image_size is not None else {}
