@@ -55,11 +55,12 @@ test-gpu: $(STAMP) ## on a CUDA machine: the GPU paths (nvJPEG decode, channels_
 test-fast: $(STAMP) ## tests without the slow end-to-end ones
 	$(BIN)/python -m pytest -m "not gpu and not network and not slow"
 
-bench: $(STAMP) ## benchmarks -> benchmarks/*.json: CKA memory flat in N; inference img/s model-only vs end-to-end (targets on a GPU, small CPU run otherwise; BENCH_ARGS="--workdir DIR"); intervals/comparisons time and memory at the paper's sizes
+bench: $(STAMP) ## benchmarks -> benchmarks/*.json: CKA memory flat in N; inference img/s model-only vs end-to-end (targets on a GPU, small CPU run otherwise; BENCH_ARGS="--workdir DIR"); intervals/comparisons time and memory at the paper's sizes; the procedural world's 2x2: training time, img/s, top-1
 	$(BIN)/python benchmarks/cka_memory.py
 	$(BIN)/python benchmarks/throughput.py $(BENCH_ARGS)
 	test ! -f benchmarks/throughput_cuda.json || $(BIN)/python benchmarks/suite_estimate.py --throughput benchmarks/throughput_cuda.json
 	$(BIN)/python benchmarks/intervals_speed.py
+	$(BIN)/python benchmarks/world_training.py
 
 bench-probe: $(STAMP) ## benchmark: probe tuning + fitting vs scikit-learn on the same features (DEVICE=cpu|cuda)
 	$(BIN)/python benchmarks/probe_speed.py --device $(or $(DEVICE),cpu)

@@ -33,13 +33,19 @@ def _timm_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if k not in ignored}
 
 
+def _with_cfg(model: Any) -> Any:
+    """The model with its cfg attached as timm's builder does (``pretrained_cfg``; open_clip reads ``default_cfg``)."""
+    model.pretrained_cfg = model.default_cfg = dict(_CFG)
+    return model
+
+
 def world_convnext(pretrained: bool = False, **kwargs: Any):
     """The world's ConvNet: timm ConvNeXt at 32 px (no pretrained weights exist)."""
     from timm.models import ConvNeXt
 
     if pretrained:
         raise ValueError("world_convnext has no pretrained weights: train it on the world first")
-    return ConvNeXt(**{"num_classes": 8, **CONVNEXT_ARGS, **_timm_kwargs(kwargs)})
+    return _with_cfg(ConvNeXt(**{"num_classes": 8, **CONVNEXT_ARGS, **_timm_kwargs(kwargs)}))
 
 
 def world_vit(pretrained: bool = False, **kwargs: Any):
@@ -48,7 +54,7 @@ def world_vit(pretrained: bool = False, **kwargs: Any):
 
     if pretrained:
         raise ValueError("world_vit has no pretrained weights: train it on the world first")
-    return VisionTransformer(**{"num_classes": 8, **VIT_ARGS, **_timm_kwargs(kwargs)})
+    return _with_cfg(VisionTransformer(**{"num_classes": 8, **VIT_ARGS, **_timm_kwargs(kwargs)}))
 
 
 default_cfgs = {"world_convnext": dict(_CFG), "world_vit": dict(_CFG)}  # read by timm's register_model
