@@ -100,6 +100,14 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     return Path(path)
 
 
+def write_if_changed(path: str | Path, data: bytes) -> Path:
+    """Atomically write ``data`` unless ``path`` already holds exactly it (reruns leave files and mtimes alone)."""
+    path = Path(path)
+    if not path.exists() or path.read_bytes() != data:
+        atomic_write_bytes(path, data)
+    return path
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Atomically write ``text`` to ``path`` as UTF-8; returns ``path``."""
     return atomic_write_bytes(path, text.encode("utf-8"))

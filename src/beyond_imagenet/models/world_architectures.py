@@ -9,6 +9,7 @@ the CKA layer sets of ViT and ConvNeXt apply unchanged (docs/protocol.md §10).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 WORLD_INPUT = 32
@@ -24,7 +25,6 @@ _CFG: dict[str, Any] = {
     "interpolation": "bilinear",
     "num_classes": 8,
 }
-_REGISTERED: list[bool] = []
 
 
 def _timm_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -60,12 +60,10 @@ def world_vit(pretrained: bool = False, **kwargs: Any):
 default_cfgs = {"world_convnext": dict(_CFG), "world_vit": dict(_CFG)}  # read by timm's register_model
 
 
+@functools.cache
 def register() -> None:
-    """Register both architectures (and their pretrained cfgs) with timm; idempotent, imports timm."""
-    if _REGISTERED:
-        return
+    """Register both architectures (and their pretrained cfgs) with timm, once per process; imports timm."""
     from timm.models import register_model
 
     register_model(world_convnext)
     register_model(world_vit)
-    _REGISTERED.append(True)

