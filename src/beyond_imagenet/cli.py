@@ -165,6 +165,15 @@ COMMANDS: dict[str, Command] = {
         params=True,
         arguments=(("names", {"nargs": "*", "help": "side study names (default: all)"}), NO_MLFLOW),
     ),
+    "train-world": Command(
+        "train_world:run_train_world",
+        "train the procedural world's models of params (world.models) from scratch; skips those up to date",
+        params=True,
+        arguments=(
+            ("names", {"nargs": "*", "help": "world model names (default: all)"}),
+            ("--accelerator", {"default": "auto", "help": "Lightning accelerator: auto, cpu, gpu"}),
+        ),
+    ),
     "report": Command("report:run_report", "write the side-by-side report", params=True, arguments=(NO_MLFLOW,)),
     "mlflow-links": Command(
         "mlflow_links:run_mlflow_links",

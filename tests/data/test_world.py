@@ -45,7 +45,7 @@ def test_known_areas_circle_and_square():
     assert _area_fraction("square") == pytest.approx(2 * r**2, rel=0.03)
 
 
-@pytest.mark.parametrize(("shape", "turn"), [("square", 90), ("hexagon", 60), ("cross", 90), ("circle", 45)])
+@pytest.mark.parametrize(("shape", "turn"), [("square", 90), ("cross", 90), ("circle", 45)])
 def test_symmetry_rotations_leave_the_image_unchanged(shape, turn):
     a = W.render_with(PLAIN, N, shape=shape).astype(int)
     b = W.render_with(PLAIN, N, shape=shape, rotation=turn).astype(int)
@@ -147,6 +147,10 @@ def test_caption_says_the_factors():
     objects = (W.ObjectFactors("star", "dots", "blue", size=0.7),) * 3
     assert W.caption(W.ImageFactors(objects, "sky")) == "three large blue dotted stars on a sky background"
     assert W.ImageFactors(objects, "sky").as_dict()["count"] == 3
+    assert W.caption(one, mention={"texture", "background"}) == "a striped triangle on a grass background"
+    assert W.caption(one, mention=set()) == "a triangle"
+    with pytest.raises(UnknownNameError, match="Did you mean 'colour'"):
+        W.caption(one, mention={"color"})
 
 
 def test_bad_names_and_ranges_are_refused_with_the_fix():

@@ -19,6 +19,7 @@ from beyond_imagenet.base.errors import ParamsError
 from beyond_imagenet.base.outputs_config import OutputsConfig, SideStudyConfig, TrackingConfig
 from beyond_imagenet.base.schema import build_dataclass
 from beyond_imagenet.base.statistics_config import StatisticsConfig, check_statistics
+from beyond_imagenet.base.world_config import WorldTrainingConfig, check_world
 
 DEFAULT_PARAMS_PATH = Path("params.yaml")
 
@@ -235,6 +236,7 @@ class Params:
     outputs: OutputsConfig = field(default_factory=OutputsConfig)
     statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
     side_studies: dict[str, SideStudyConfig] = field(default_factory=dict)
+    world: WorldTrainingConfig = field(default_factory=WorldTrainingConfig)
 
 
 def _check_values(params: Params) -> None:
@@ -251,6 +253,7 @@ def _check_values(params: Params) -> None:
     _check_cka(params.analyses.cka)
     _check_transfer(params.transfer)
     check_statistics(params.statistics)
+    check_world(params.world)
     _check_robustness(params.analyses.robustness, params.datasets, params.models)
     if not params.models:
         raise ParamsError("params: models must name at least one model (see `beyond-imagenet list-models`)")

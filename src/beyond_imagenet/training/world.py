@@ -10,7 +10,9 @@ paper's CLIP models do (docs/protocol.md §1.4).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
@@ -19,16 +21,17 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from beyond_imagenet.data.world import SHAPES, WorldConfig, caption, generate
+from beyond_imagenet.base.files import atomic_torch_save, atomic_write_json
+from beyond_imagenet.data.world import MENTIONABLE, SHAPES, ImageFactors, WorldConfig, caption, generate
 from beyond_imagenet.models.backends.timm_backend import timm_module
-from beyond_imagenet.models.world_architectures import WORLD_MEAN, WORLD_STD
+from beyond_imagenet.models.world_architectures import WORLD_INPUT, WORLD_MEAN, WORLD_STD
+from beyond_imagenet.models.zeroshot import build_zeroshot_weights
 
 Objective = Literal["cross_entropy", "clip"]
-CONTEXT_LENGTH = 32  # tokens per caption: the captions are short
+CONTEXT_LENGTH = 32  # tokens per caption and prompt (the captions and the 80 templates are short)
 TOKENIZER = "ViT-B-16"  # open_clip's bundled CLIP BPE tokenizer (no download)
 TEXT_CFG: dict[str, Any] = {"context_length": CONTEXT_LENGTH, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2}
 EMBED_DIM = 64
-PROMPT = "a photo of a {}."
 
 
 @dataclass(frozen=True)
@@ -44,19 +47,25 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 0.05
     max_shift: int = 2
+    caption_detail: float = 0.5  # CLIP-style: chance that a caption mentions each non-shape factor
     seed: int = 0
 
 
 def clip_config(architecture: str) -> dict[str, Any]:
     """The OpenCLIP config of a CLIP-style world model: the timm architecture as image tower, a small text tower."""
     vision = {
-        "image_size": 32,
+        "image_size": WORLD_INPUT,
         "timm_model_name": architecture,
         "timm_model_pretrained": False,
         "timm_pool": "avg",
         "timm_proj": "linear",
     }
     return {"embed_dim": EMBED_DIM, "vision_cfg": vision, "text_cfg": dict(TEXT_CFG)}
+
+
+def open_clip_file_config(architecture: str) -> dict[str, Any]:
+    """:func:`clip_config` plus the input normalisation, as ``open_clip-file:`` reads it (models/backends)."""
+    return {**clip_config(architecture), "preprocess_cfg": {"mean": list(WORLD_MEAN), "std": list(WORLD_STD)}}
 
 
 def normalise(images: np.ndarray) -> torch.Tensor:
@@ -122,11 +131,20 @@ class WorldModule(L.LightningModule):
         return {"optimizer": optimiser, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
+def training_captions(factors: list[ImageFactors], detail: float, seed: int) -> list[str]:
+    """One caption per image: the shape always, each other factor with chance ``detail`` (seeded), as alt text."""
+    rng = np.random.default_rng((seed, 7))
+    order = sorted(MENTIONABLE)
+    said = rng.random((len(factors), len(order))) < detail
+    mentions = [{k for k, keep in zip(order, row, strict=True) if keep} for row in said]
+    return [caption(f, mention) for f, mention in zip(factors, mentions, strict=True)]
+
+
 def training_data(config: TrainConfig) -> TensorDataset:
     """The training set: ``n_train`` world images (seeded), their labels and their tokenised captions."""
     images, factors = generate(config.world, config.n_train, seed=config.seed + 1)
     labels = torch.tensor([f.label for f in factors])
-    tokens = tokenize([caption(f) for f in factors])
+    tokens = tokenize(training_captions(factors, config.caption_detail, config.seed))
     return TensorDataset(normalise(images), labels, tokens)
 
 
@@ -152,12 +170,47 @@ def train(config: TrainConfig, accelerator: str = "auto") -> nn.Module:
     return module.model.eval()
 
 
+def zero_shot_head(model: nn.Module) -> torch.Tensor:
+    """[embed_dim, 8] class embeddings from the 80 OpenAI templates, built as the pipeline builds every CLIP head."""
+    return build_zeroshot_weights(model, tokenize, list(SHAPES), torch.device("cpu"))
+
+
 @torch.no_grad()
-def predict(model: nn.Module, objective: Objective, images: np.ndarray) -> np.ndarray:
-    """Logits over the shapes: the classifier's, or (CLIP-style) 100 x cosine to the class-name prompt embeddings."""
+def predict(model: nn.Module, objective: Objective, images: np.ndarray, head: torch.Tensor | None = None) -> np.ndarray:
+    """Logits over the shapes: the classifier's, or (CLIP-style) 100 x cosine to the zero-shot head's columns."""
     x = normalise(images)
     if objective == "cross_entropy":
         return model(x).numpy()
-    text = nn.functional.normalize(model.encode_text(tokenize([PROMPT.format(s) for s in SHAPES])), dim=-1)
-    image = nn.functional.normalize(model.encode_image(x), dim=-1)
-    return (100.0 * image @ text.T).numpy()
+    head = zero_shot_head(model) if head is None else head
+    return (100.0 * nn.functional.normalize(model.encode_image(x), dim=-1) @ head).numpy()
+
+
+def model_id(folder: Path, name: str, config: TrainConfig) -> str:
+    """The pipeline's id of a trained model: ``timm-file:`` (cross-entropy) or ``open_clip-file:`` (CLIP-style)."""
+    weights = folder / f"{name}.pth"
+    if config.objective == "cross_entropy":
+        return f"timm-file:{config.architecture}@{weights.as_posix()}"
+    return f"open_clip-file:{(folder / f'{name}.json').as_posix()}@{weights.as_posix()}"
+
+
+def config_record(config: TrainConfig) -> dict[str, Any]:
+    """Everything that determines a training run, JSON-ready (its hash keys the checkpoint)."""
+    record = dataclasses.asdict(config)
+    record["world"] = {k: list(v) if isinstance(v, tuple) else v for k, v in record["world"].items()}
+    return record
+
+
+def save_model(model: nn.Module, config: TrainConfig, folder: Path, name: str) -> str:
+    """Write ``<name>.pth`` (the state dict) and, CLIP-style, ``<name>.json`` (its open_clip config); the model id."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if config.objective == "clip":
+        atomic_write_json(folder / f"{name}.json", open_clip_file_config(config.architecture))
+    atomic_torch_save(model.state_dict(), folder / f"{name}.pth")
+    return model_id(folder, name, config)
+
+
+def held_out_top1(model: nn.Module, config: TrainConfig, n: int = 2000) -> float:
+    """Top-1 on ``n`` fresh images of the training distribution (another seed), as the pipeline classifies them."""
+    images, factors = generate(config.world, n, seed=config.seed + 10_000)
+    logits = predict(model, config.objective, images)
+    return float((logits.argmax(1) == np.array([f.label for f in factors])).mean())

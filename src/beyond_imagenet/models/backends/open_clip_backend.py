@@ -25,7 +25,7 @@ from beyond_imagenet.models.hub import WeightsLocation, safe_alternative
 from beyond_imagenet.models.spec import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, ModelSpec, guess_family
 
 HUB_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
-CUSTOM_TOKENIZER = "ViT-B-16"  # custom (demo) towers use the standard CLIP BPE tokenizer, context 77
+CUSTOM_TOKENIZER = "ViT-B-16"  # custom towers: the standard CLIP BPE tokenizer at their own context length
 
 # docs/protocol.md §10 for OpenCLIP's own ViT (transformer.resblocks); its ConvNeXt tower is a timm trunk.
 VIT_PATTERNS: LayerPatterns = {
@@ -154,10 +154,13 @@ class OpenClipBackend:
         }
 
     def tokenizer(self, spec: ModelSpec) -> Any:
-        """open_clip's tokenizer of the architecture (custom towers: the standard CLIP BPE tokenizer)."""
+        """open_clip's tokenizer of the architecture (custom towers: CLIP's BPE at their text tower's context)."""
         import open_clip
 
-        return open_clip.get_tokenizer(CUSTOM_TOKENIZER if spec.custom_config is not None else spec.architecture)
+        if spec.custom_config is None:
+            return open_clip.get_tokenizer(spec.architecture)
+        context = spec.custom_config.get("text_cfg", {}).get("context_length", 77)
+        return open_clip.get_tokenizer(CUSTOM_TOKENIZER, context_length=context)
 
     def layer_patterns(self, spec: ModelSpec) -> LayerPatterns:
         """OpenCLIP's ViT module names, or the timm ConvNeXt trunk's."""

@@ -1,0 +1,126 @@
+"""Stage ``train_world`` (``train-world``): train the procedural world's models of params ``world`` from scratch.
+
+Each model (``world.models.<name>``) is trained by training/world.py with the shared budget and the training
+world of ``world.train`` plus its own overrides, then written to ``world.models_dir`` as ``<name>.pth`` (and, for
+CLIP-style, ``<name>.json``, its open_clip config) with ``<name>.train.json``: the config, its hash, the model
+id the pipeline loads it by, the held-out top-1, the time and the provenance. A model whose record holds the same
+config hash is skipped, so a rerun trains only what changed; every model's config is checked before any training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from beyond_imagenet.base.config import Params
+from beyond_imagenet.base.errors import ParamsError, UnknownNameError, UserError
+from beyond_imagenet.base.files import atomic_write_json
+from beyond_imagenet.base.hashing import config_hash
+from beyond_imagenet.base.provenance import environment_record
+from beyond_imagenet.base.world_config import WorldTrainingConfig
+from beyond_imagenet.data.world import WorldConfig
+from beyond_imagenet.stages.params import load_stage_params
+from beyond_imagenet.training.world import TrainConfig, config_record, held_out_top1, save_model, train
+
+WORLD_FIELDS = tuple(f.name for f in dataclasses.fields(WorldConfig))
+
+
+def world_config(overrides: dict[str, Any], where: str) -> WorldConfig:
+    """``WorldConfig`` with ``overrides`` (lists become tuples); a bad key or value names ``where`` and the fix."""
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    try:
+        unknown = sorted(set(overrides) - set(WORLD_FIELDS))
+        if unknown:
+            raise UnknownNameError("world factor", unknown[0], WORLD_FIELDS)
+        return WorldConfig(**values)
+    except UserError as err:
+        raise ParamsError(f"params {where}: {err}") from err
+    except TypeError as err:  # e.g. a range given as one number
+        raise ParamsError(f"params {where}: {err}; ranges are [low, high], names are lists") from err
+
+
+def train_configs(config: WorldTrainingConfig) -> dict[str, TrainConfig]:
+    """The training run of every model of ``world.models``, all checked (raises before any training)."""
+    runs = {}
+    for name, model in config.models.items():
+        world = world_config({**config.train, **model.train}, f"world.models.{name}.train (with world.train)")
+        runs[name] = TrainConfig(
+            model.architecture,
+            model.objective,
+            world=world,
+            n_train=config.n_train,
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+            max_shift=config.max_shift,
+            caption_detail=config.caption_detail,
+            seed=config.seed,
+        )
+    return runs
+
+
+def record_path(folder: Path, name: str) -> Path:
+    """``<models_dir>/<name>.train.json``."""
+    return folder / f"{name}.train.json"
+
+
+def is_trained(folder: Path, name: str, key: str) -> bool:
+    """Whether ``name``'s record and weights exist and the record's config hash is ``key``."""
+    path = record_path(folder, name)
+    if not path.is_file() or not (folder / f"{name}.pth").is_file():
+        return False
+    try:
+        return json.loads(path.read_text()).get("config_hash") == key
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return False
+
+
+def train_world(params: Params, names: list[str] | None = None, accelerator: str = "auto") -> dict[str, dict]:
+    """Train (or skip, when up to date) each named model of ``params.world``; their training records."""
+    runs = train_configs(params.world)
+    for name in names or []:
+        if name not in runs:
+            raise UnknownNameError("world model", name, runs)
+    folder = Path(params.world.models_dir)
+    records = {}
+    for name, run in runs.items():
+        if names and name not in names:
+            continue
+        record = config_record(run)
+        key = config_hash(record)
+        if is_trained(folder, name, key):
+            print(f"world model {name}: up to date ({record_path(folder, name)})")
+            records[name] = json.loads(record_path(folder, name).read_text())
+            continue
+        print(f"world model {name}: training {run.architecture} with {run.objective} ...", flush=True)
+        start = time.perf_counter()
+        model = train(run, accelerator=accelerator)
+        seconds = time.perf_counter() - start
+        model_id = save_model(model, run, folder, name)
+        top1 = held_out_top1(model, run)
+        records[name] = {
+            "name": name,
+            "model_id": model_id,
+            "config": record,
+            "config_hash": key,
+            "train_seconds": round(seconds, 1),
+            "images_per_second": round(run.n_train * run.epochs / seconds),
+            "held_out_top1": round(100 * top1, 2),
+            "provenance": environment_record(),
+        }
+        atomic_write_json(record_path(folder, name), records[name])
+        print(f"world model {name}: {top1:.1%} held-out top-1, {seconds:.0f} s -> {model_id}")
+    return records
+
+
+def run_train_world(args: argparse.Namespace) -> None:
+    """``beyond-imagenet train-world [NAME ...]``: train the world's models of params (default: all)."""
+    params = load_stage_params(args.params)
+    if not params.world.models:
+        raise UserError(f"params {args.params}: world.models is empty; nothing to train (see docs/world.md)")
+    train_world(params, args.names, args.accelerator)
