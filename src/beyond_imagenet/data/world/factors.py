@@ -17,7 +17,7 @@ import numpy as np
 from beyond_imagenet.base.errors import UnknownNameError, UserError
 
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross", "crescent", "heart", "arrow")
-TEXTURES: tuple[str, ...] = ("solid", "stripes", "dots", "checker", "waves", "noise")
+TEXTURES: tuple[str, ...] = ("solid", "stripes", "dots", "checker", "waves", "noise", "grid", "rings")  # one per class
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30),
     "green": (30, 170, 50),
@@ -31,7 +31,7 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 BACKGROUNDS: tuple[str, ...] = ("plain", "grass", "sky", "sand", "brick")
 
 TEXTURE_WORDS = {"solid": "plain", "stripes": "striped", "dots": "dotted", "checker": "checkered", "waves": "wavy"}
-TEXTURE_WORDS["noise"] = "speckled"
+TEXTURE_WORDS.update(noise="speckled", grid="grid-patterned", rings="ringed")
 _NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 _SHARED = ("shape", "texture", "colour", "size")  # object factors every object of an image shares
 MENTIONABLE = frozenset({"size", "colour", "texture", "background"})  # what a caption may say besides the shape
@@ -114,7 +114,8 @@ class WorldConfig:
     Ranges are uniform ``(low, high)``. ``position_jitter``: a single object's centre is uniform in ``0.5 +- jitter``.
     With ``max_objects > 1`` the count is uniform in ``1..max_objects``; several objects are smaller (size scaled by
     ``1 / (1 + (count - 1) / 2)``) and placed apart. ``texture_tied_to_class`` / ``colour_tied_to_class`` make the
-    cue a function of the label (``TEXTURES[label % 6]``, ``list(COLOURS)[label % 8]``) instead of independent of it.
+    cue a function of the label (``TEXTURES[label]``, ``list(COLOURS)[label]``: one of each per class) instead of
+    independent of it.
     """
 
     image_size: int = 32
@@ -175,8 +176,8 @@ def sample_factors(rng: np.random.Generator, config: WorldConfig, label: int | N
     count = int(rng.integers(1, config.max_objects + 1))
     texture = config.textures[rng.integers(len(config.textures))]
     colour = config.colours[rng.integers(len(config.colours))]
-    texture = TEXTURES[label % len(TEXTURES)] if config.texture_tied_to_class else texture
-    colour = tuple(COLOURS)[label % len(COLOURS)] if config.colour_tied_to_class else colour
+    texture = TEXTURES[label] if config.texture_tied_to_class else texture
+    colour = tuple(COLOURS)[label] if config.colour_tied_to_class else colour
     size = float(rng.uniform(*config.size)) / (1.0 + (count - 1) / 2.0)
     centres = _place(rng, count, size / 2.0, config.position_jitter)
     objects = tuple(

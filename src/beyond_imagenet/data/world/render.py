@@ -113,6 +113,8 @@ def _pattern(texture: str, n: int) -> np.ndarray:
         "dots": lambda: (((u % 5.0) - 2.5) ** 2 + ((v % 5.0) - 2.5) ** 2 < 1.5**2).astype(np.float32),
         "checker": lambda: ((u // 3.5) + (v // 3.5)) % 2,
         "waves": lambda: ((v + 1.6 * np.sin(u * (2 * np.pi / 9.0))) // 2.5) % 2,
+        "grid": lambda: (((u % 5.0) < 1.4) | ((v % 5.0) < 1.4)).astype(np.float32),
+        "rings": lambda: (np.hypot(u - 16.0, v - 16.0) // 2.0) % 2,
     }
     if texture not in patterns:
         raise UnknownNameError("texture", texture, TEXTURES)
