@@ -165,6 +165,11 @@ COMMANDS: dict[str, Command] = {
         params=True,
         arguments=(("names", {"nargs": "*", "help": "side study names (default: all)"}), NO_MLFLOW),
     ),
+    "make-world-data": Command(
+        "train_world:run_make_world_data",
+        "write the procedural world's test suite (world.data_dir): val, v2, sketch, rendition, corruptions, sweeps",
+        params=True,
+    ),
     "train-world": Command(
         "train_world:run_train_world",
         "train the procedural world's models of params (world.models) from scratch; skips those up to date",

@@ -87,3 +87,21 @@ def test_bad_corruption_requests_are_refused():
         T.corrupt(images, "contrst", 1, seed=0)
     with pytest.raises(UserError, match="severity"):
         T.corrupt(images, "contrast", 6, seed=0)
+
+
+def test_the_suite_writes_every_set_with_its_factors(tmp_path):
+    from beyond_imagenet.data.world.folders import read_factors
+    from beyond_imagenet.data.world.suite import ROTATIONS, write_world_suite
+
+    counts = write_world_suite(tmp_path, CONFIG, 32, seed=6, rare_fraction=0.25)
+    assert counts == {"val": 32, "v2": 32, "sketch": 32, "rendition": 32, "corruptions": 4 * 5 * 32,
+                      "rotation": len(ROTATIONS) * 32, "cue_conflict": 32}  # fmt: skip
+    val = read_factors(tmp_path / "val")
+    turned = [f for f in val.values() if abs((f.objects[0].rotation + 180) % 360 - 180) > 30]
+    assert 3 <= len(turned) <= 8  # only the rare part (8 images) leaves the training rotations (+-30)
+    assert sum(len(f.objects) > 1 for f in val.values()) <= 8
+    assert {f.objects[0].rotation for f in read_factors(tmp_path / "rotation" / "90").values()} == {90.0}
+    assert len(list((tmp_path / "corruptions" / "contrast" / "5").rglob("*.png"))) == 32
+    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+    write_world_suite(tmp_path, CONFIG, 32, seed=6, rare_fraction=0.25)
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()} == stamps  # a rerun is a no-op

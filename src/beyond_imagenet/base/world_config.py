@@ -30,6 +30,9 @@ class WorldTrainingConfig:
     """``world``: the training world, the budget every model shares, and the models (empty: nothing to train)."""
 
     models_dir: str = "models/world"  # checkpoint, config and training record of each model (a DVC output)
+    data_dir: str = "data/world"  # make-world-data: the test suite (data/world/suite.py), images per set below
+    test_images: int = 400
+    rare_fraction: float = 0.25  # of the val set: any rotation and up to three objects (ImageNet-X's rare factors)
     seed: int = 0
     n_train: int = 16000
     epochs: int = 10
@@ -52,6 +55,8 @@ def check_world(config: WorldTrainingConfig) -> None:
         ("weight_decay", config.weight_decay >= 0, ">= 0"),
         ("max_shift", config.max_shift >= 0, ">= 0"),
         ("caption_detail", 0.0 <= config.caption_detail <= 1.0, "in [0, 1]"),
+        ("test_images", config.test_images >= 8, ">= 8 (one image per class at least)"),
+        ("rare_fraction", 0.0 <= config.rare_fraction <= 1.0, "in [0, 1]"),
     )
     for name, ok, need in checks:
         if not ok:

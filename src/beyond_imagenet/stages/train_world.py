@@ -23,6 +23,7 @@ from beyond_imagenet.base.hashing import config_hash
 from beyond_imagenet.base.provenance import environment_record
 from beyond_imagenet.base.world_config import WorldTrainingConfig
 from beyond_imagenet.data.world import WorldConfig
+from beyond_imagenet.data.world.suite import write_world_suite
 from beyond_imagenet.stages.params import load_stage_params
 from beyond_imagenet.training.world import TrainConfig, config_record, held_out_top1, save_model, train
 
@@ -116,6 +117,17 @@ def train_world(params: Params, names: list[str] | None = None, accelerator: str
         atomic_write_json(record_path(folder, name), records[name])
         print(f"world model {name}: {top1:.1%} held-out top-1, {seconds:.0f} s -> {model_id}")
     return records
+
+
+def run_make_world_data(args: argparse.Namespace) -> None:
+    """``beyond-imagenet make-world-data``: the world's test suite under ``world.data_dir`` (data/world/suite.py)."""
+    params = load_stage_params(args.params)
+    config = params.world
+    train = world_config(config.train, "world.train")
+    counts = write_world_suite(
+        Path(config.data_dir), train, config.test_images, config.seed + 20_000, config.rare_fraction
+    )
+    print(f"world test suite in {config.data_dir}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
 def run_train_world(args: argparse.Namespace) -> None:
