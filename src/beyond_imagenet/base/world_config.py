@@ -40,7 +40,7 @@ class WorldTrainingConfig:
     lr: float = 0.002
     weight_decay: float = 0.05
     max_shift: int = 2  # augmentation: a random shift of up to this many pixels, the same for all models
-    caption_detail: float = 0.5  # CLIP-style: chance that a caption mentions each non-shape factor
+    caption_detail: float = 0.25  # CLIP-style: chance that a caption mentions each non-shape factor
     train: dict[str, WorldValue] = field(default_factory=dict)  # the training world (WorldConfig overrides)
     models: dict[str, WorldModelConfig] = field(default_factory=dict)
 

@@ -48,7 +48,7 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 0.05
     max_shift: int = 2
-    caption_detail: float = 0.5  # CLIP-style: chance that a caption mentions each non-shape factor
+    caption_detail: float = 0.25  # CLIP-style: chance that a caption mentions each non-shape factor
     seed: int = 0
 
 
