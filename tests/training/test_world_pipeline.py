@@ -44,6 +44,8 @@ def test_a_written_folder_keeps_pixels_and_factors(tmp_path):
     stamp = (tmp_path / FACTORS_FILE).stat().st_mtime_ns
     write_image_folder(tmp_path, images, [f.label for f in factors], factors)
     assert (tmp_path / FACTORS_FILE).stat().st_mtime_ns == stamp  # unchanged bytes are not rewritten
+    relabelled = write_image_folder(tmp_path, images[:4], [7, 7, 7, 7])
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.png")) == sorted(relabelled)
 
 
 def test_accuracy_through_the_pipeline_equals_the_models_own(trained, tmp_path):

@@ -29,16 +29,27 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def _written_pngs(root: Path) -> list[str]:
+    """The PNGs of a folder in this layout: ``<shape>/<name>.png`` for the world's shapes only."""
+    return [p.relative_to(root).as_posix() for shape in SHAPES for p in (root / shape).glob("*.png")]
+
+
 def write_image_folder(
     root: Path, images: np.ndarray, labels: Sequence[int], factors: Sequence[ImageFactors] | None = None
 ) -> list[str]:
-    """Write ``images`` under ``root/<SHAPES[label]>/<index>.png`` (and ``factors.jsonl``); the relative paths."""
+    """Write ``images`` under ``root/<SHAPES[label]>/<index>.png`` (and ``factors.jsonl``); the relative paths.
+
+    PNGs of the layout that this call did not write (an earlier suite's, filed under other labels) are removed,
+    so the folder holds exactly this set.
+    """
     root = Path(root)
     names = []
     for index, (image, label) in enumerate(zip(images, labels, strict=True)):
         name = f"{SHAPES[int(label)]}/{index:05d}.png"
         write_if_changed(root / name, png_bytes(image))
         names.append(name)
+    for stale in sorted(set(_written_pngs(root)) - set(names)):  # from an earlier suite with other labels
+        (root / stale).unlink()
     if factors is not None:
         lines = [json.dumps({"file": n, **f.as_dict()}, sort_keys=True) for n, f in zip(names, factors, strict=True)]
         write_if_changed(root / FACTORS_FILE, ("\n".join(lines) + "\n").encode())

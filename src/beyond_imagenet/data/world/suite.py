@@ -62,10 +62,11 @@ def write_world_suite(root: Path, train: WorldConfig, n: int, seed: int, rare_fr
             folder = root / "corruptions" / corruption / str(severity)
             write_image_folder(folder, corrupt(images, corruption, severity, seed), labels)
     counts["corruptions"] = len(CORRUPTIONS) * 5 * n
-    upright = [change(f, rotation=0.0) for f in generate(train, n, seed=seed + 200)[1]]
+    scenes = generate(train, n, seed=seed + 200)[1]
     for angle in ROTATIONS:
-        turned = [change(f, rotation=float(angle)) for f in upright]
-        write_image_folder(root / "rotation" / str(angle), np.stack([render(f, side) for f in turned]), labels, turned)
+        turned = [change(f, rotation=float(angle)) for f in scenes]
+        images_at = np.stack([render(f, side) for f in turned])
+        write_image_folder(root / "rotation" / str(angle), images_at, [f.label for f in turned], turned)
     counts["rotation"] = len(ROTATIONS) * n
     conflict, shapes, textures = cue_conflict(train, n, seed + 300)
     names = write_image_folder(root / "cue_conflict", conflict, shapes)
