@@ -92,3 +92,11 @@ def test_clip_checkpoint_classifies_through_the_pipeline_as_in_training(tmp_path
     model.load_state_dict(trained)
     np.testing.assert_allclose((100 * features @ head).numpy(), predict(model.eval(), "clip", images), atol=1e-4)
     assert info["n_templates"] == 80
+
+
+def test_a_typo_in_a_model_name_is_refused_with_the_close_match(tmp_path):
+    from beyond_imagenet.base.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="Did you mean 'convnext_ce'"):
+        train_world(_params(tmp_path), ["convnext_cee"], accelerator="cpu")
+    assert not (tmp_path / "world").exists()
