@@ -32,9 +32,9 @@ def test_cross_entropy_learns_the_shapes_and_is_seeded(tmp_path):
 
 
 def test_clip_style_learns_from_captions_and_classifies_zero_shot():
-    config = TrainConfig("world_convnext", "clip", world=EASY, n_train=4000, epochs=4)
+    config = TrainConfig("world_convnext", "clip", world=EASY, n_train=4000, epochs=10, caption_detail=0.0)
     model = train(config, accelerator="cpu")
-    assert _accuracy(model, "clip") > CHANCE + 0.05  # measured 0.225 at this budget; chance 0.125
+    assert _accuracy(model, "clip") > 0.4  # measured 0.846 (class-only captions, 80-template head); chance 0.125
 
 
 @pytest.mark.parametrize("architecture", ["world_convnext", "world_vit"])
