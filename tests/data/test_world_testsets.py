@@ -101,7 +101,9 @@ def test_the_suite_writes_every_set_with_its_factors(tmp_path):
     assert 3 <= len(turned) <= 8  # only the rare part (8 images) leaves the training rotations (+-30)
     assert sum(len(f.objects) > 1 for f in val.values()) <= 8
     assert {f.objects[0].rotation for f in read_factors(tmp_path / "rotation" / "90").values()} == {90.0}
-    for folder in ("val", "v2", "sketch", "rendition", "rotation/0", "rotation/180"):  # each file under its class
+    conflicts = read_factors(tmp_path / "cue_conflict").values()
+    assert all(W.TEXTURES.index(f.objects[0].texture) != f.label for f in conflicts)  # the texture of another class
+    for folder in ("val", "v2", "sketch", "rendition", "rotation/0", "rotation/180", "cue_conflict"):
         assert all(name.split("/")[0] == f.objects[0].shape for name, f in read_factors(tmp_path / folder).items())
     assert len(list((tmp_path / "corruptions" / "contrast" / "5").rglob("*.png"))) == 32
     stamps = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}

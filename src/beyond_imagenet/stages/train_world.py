@@ -25,7 +25,14 @@ from beyond_imagenet.base.world_config import WorldTrainingConfig
 from beyond_imagenet.data.world import WorldConfig
 from beyond_imagenet.data.world.suite import write_world_suite
 from beyond_imagenet.stages.params import load_stage_params
-from beyond_imagenet.training.world import TrainConfig, config_record, held_out_top1, save_model, train
+from beyond_imagenet.training.world import (
+    BUDGET_FIELDS,
+    TrainConfig,
+    config_record,
+    held_out_top1,
+    save_model,
+    train,
+)
 
 WORLD_FIELDS = tuple(f.name for f in dataclasses.fields(WorldConfig))
 
@@ -49,19 +56,8 @@ def train_configs(config: WorldTrainingConfig) -> dict[str, TrainConfig]:
     runs = {}
     for name, model in config.models.items():
         world = world_config({**config.train, **model.train}, f"world.models.{name}.train (with world.train)")
-        runs[name] = TrainConfig(
-            model.architecture,
-            model.objective,
-            world=world,
-            n_train=config.n_train,
-            epochs=config.epochs,
-            batch_size=config.batch_size,
-            lr=config.lr,
-            weight_decay=config.weight_decay,
-            max_shift=config.max_shift,
-            caption_detail=config.caption_detail,
-            seed=config.seed,
-        )
+        budget = {key: getattr(config, key) for key in BUDGET_FIELDS}
+        runs[name] = TrainConfig(model.architecture, model.objective, world=world, **budget)
     return runs
 
 
@@ -70,15 +66,16 @@ def record_path(folder: Path, name: str) -> Path:
     return folder / f"{name}.train.json"
 
 
-def is_trained(folder: Path, name: str, key: str) -> bool:
-    """Whether ``name``'s record and weights exist and the record's config hash is ``key``."""
+def trained_record(folder: Path, name: str, key: str) -> dict | None:
+    """``name``'s training record when it and the weights exist and its config hash is ``key``, else None."""
     path = record_path(folder, name)
     if not path.is_file() or not (folder / f"{name}.pth").is_file():
-        return False
+        return None
     try:
-        return json.loads(path.read_text()).get("config_hash") == key
+        record = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError):
-        return False
+        return None
+    return record if isinstance(record, dict) and record.get("config_hash") == key else None
 
 
 def train_world(params: Params, names: list[str] | None = None, accelerator: str = "auto") -> dict[str, dict]:
@@ -94,9 +91,10 @@ def train_world(params: Params, names: list[str] | None = None, accelerator: str
             continue
         record = config_record(run)
         key = config_hash(record)
-        if is_trained(folder, name, key):
+        existing = trained_record(folder, name, key)
+        if existing is not None:
             print(f"world model {name}: up to date ({record_path(folder, name)})")
-            records[name] = json.loads(record_path(folder, name).read_text())
+            records[name] = existing
             continue
         print(f"world model {name}: training {run.architecture} with {run.objective} ...", flush=True)
         start = time.perf_counter()

@@ -22,16 +22,18 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from beyond_imagenet.base.files import atomic_torch_save, atomic_write_json, write_if_changed
+from beyond_imagenet.base.world_config import WorldTrainingConfig
 from beyond_imagenet.data.world import MENTIONABLE, SHAPES, ImageFactors, WorldConfig, caption, generate
+from beyond_imagenet.models.backends.open_clip_backend import CUSTOM_TOKENIZER
 from beyond_imagenet.models.backends.timm_backend import timm_module
 from beyond_imagenet.models.world_architectures import WORLD_INPUT, WORLD_MEAN, WORLD_STD
 from beyond_imagenet.models.zeroshot import build_zeroshot_weights
 
 Objective = Literal["cross_entropy", "clip"]
 CONTEXT_LENGTH = 32  # tokens per caption and prompt (the captions and the 80 templates are short)
-TOKENIZER = "ViT-B-16"  # open_clip's bundled CLIP BPE tokenizer (no download)
 TEXT_CFG: dict[str, Any] = {"context_length": CONTEXT_LENGTH, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2}
 EMBED_DIM = 64
+_BUDGET = WorldTrainingConfig()
 CLASSES_FILE = "classes.txt"  # beside the checkpoints: the shapes in logit order (timm-file's classes=)
 
 
@@ -42,14 +44,14 @@ class TrainConfig:
     architecture: str  # world_convnext | world_vit
     objective: Objective
     world: WorldConfig = field(default_factory=WorldConfig)
-    n_train: int = 16000
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 2e-3
-    weight_decay: float = 0.05
-    max_shift: int = 2
-    caption_detail: float = 0.25  # CLIP-style: chance that a caption mentions each non-shape factor
-    seed: int = 0
+    n_train: int = _BUDGET.n_train  # the budget's defaults are params `world`'s (base/world_config.py)
+    epochs: int = _BUDGET.epochs
+    batch_size: int = _BUDGET.batch_size
+    lr: float = _BUDGET.lr
+    weight_decay: float = _BUDGET.weight_decay
+    max_shift: int = _BUDGET.max_shift
+    caption_detail: float = _BUDGET.caption_detail
+    seed: int = _BUDGET.seed
 
 
 def clip_config(architecture: str) -> dict[str, Any]:
@@ -77,10 +79,10 @@ def normalise(images: np.ndarray) -> torch.Tensor:
 
 
 def tokenize(texts: list[str]) -> torch.Tensor:
-    """open_clip's bundled tokenizer at :data:`CONTEXT_LENGTH`."""
+    """open_clip's bundled tokenizer at :data:`CONTEXT_LENGTH`: the one the pipeline uses for custom towers."""
     import open_clip
 
-    return open_clip.get_tokenizer(TOKENIZER, context_length=CONTEXT_LENGTH)(texts)
+    return open_clip.get_tokenizer(CUSTOM_TOKENIZER, context_length=CONTEXT_LENGTH)(texts)
 
 
 def build_model(config: TrainConfig) -> nn.Module:
@@ -184,6 +186,10 @@ def predict(model: nn.Module, objective: Objective, images: np.ndarray, head: to
         return model(x).numpy()
     head = zero_shot_head(model) if head is None else head
     return (100.0 * nn.functional.normalize(model.encode_image(x), dim=-1) @ head).numpy()
+
+
+_OWN_FIELDS = ("architecture", "objective", "world")  # per model; the rest is the budget all models share
+BUDGET_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in _OWN_FIELDS)
 
 
 def model_id(folder: Path, name: str, config: TrainConfig) -> str:

@@ -8,25 +8,17 @@ ground truth of every per-factor analysis. Files are written only when their byt
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from beyond_imagenet.base.files import write_if_changed
+from beyond_imagenet.data.vtab.writers import encode_png
 from beyond_imagenet.data.world.factors import SHAPES, ImageFactors
 
 FACTORS_FILE = "factors.jsonl"
-
-
-def png_bytes(image: np.ndarray) -> bytes:
-    """The image as PNG bytes (lossless, no timestamp: equal pixels give equal bytes)."""
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def _written_pngs(root: Path) -> list[str]:
@@ -46,7 +38,7 @@ def write_image_folder(
     names = []
     for index, (image, label) in enumerate(zip(images, labels, strict=True)):
         name = f"{SHAPES[int(label)]}/{index:05d}.png"
-        write_if_changed(root / name, png_bytes(image))
+        write_if_changed(root / name, encode_png(image))
         names.append(name)
     for stale in sorted(set(_written_pngs(root)) - set(names)):  # from an earlier suite with other labels
         (root / stale).unlink()

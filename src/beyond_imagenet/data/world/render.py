@@ -7,6 +7,7 @@ are procedural, seeded by the image's own ``seed`` from independent streams, so 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache, lru_cache
 from typing import Any
 
@@ -28,7 +29,7 @@ from beyond_imagenet.data.world.factors import (
 
 PLAIN_GREY = (118, 118, 118)
 OCCLUDER_GREY = (88, 88, 88)
-_SUPERSAMPLE = 4
+SUPERSAMPLE = 4
 _CROSS = (-1, -3, 1, -3, 1, -1, 3, -1, 3, 1, 1, 1, 1, 3, -1, 3, -1, 1, -3, 1, -3, -1, -1, -1)  # plus sign, arms 2 wide
 _ARROW = (-1, -0.28, 0.15, -0.28, 0.15, -0.7, 1, 0, 0.15, 0.7, 0.15, 0.28, -1, 0.28)  # pointing right
 
@@ -82,13 +83,14 @@ def base_polygon(shape: str) -> np.ndarray:
 
 def _mask(polygon: np.ndarray, n: int) -> np.ndarray:
     """Anti-aliased coverage (n, n, 1) float32 of a polygon given in pixel coordinates of an n-px image."""
-    big = Image.new("L", (n * _SUPERSAMPLE, n * _SUPERSAMPLE), 0)
-    ImageDraw.Draw(big).polygon((polygon * _SUPERSAMPLE).ravel().tolist(), fill=255)
+    big = Image.new("L", (n * SUPERSAMPLE, n * SUPERSAMPLE), 0)
+    ImageDraw.Draw(big).polygon((polygon * SUPERSAMPLE).ravel().tolist(), fill=255)
     small = big.resize((n, n), Image.BOX)
     return (np.asarray(small, dtype=np.float32) * (1.0 / 255.0))[:, :, None]
 
 
-def _placed(obj: ObjectFactors, n: int) -> np.ndarray:
+def placed_polygon(obj: ObjectFactors, n: int) -> np.ndarray:
+    """The object's polygon in pixel coordinates of an n-px image: rotated (clockwise on screen), scaled, moved."""
     t = np.deg2rad(obj.rotation)
     c, s = np.cos(t), np.sin(t)
     rotated = base_polygon(obj.shape) @ np.array([[c, s], [-s, c]])  # clockwise on screen (y down)
@@ -106,7 +108,7 @@ def _coords(n: int, supersample: int = 1) -> tuple[np.ndarray, np.ndarray]:
 @lru_cache(maxsize=64)
 def _pattern(texture: str, n: int) -> np.ndarray:
     """Deterministic texture pattern (n, n, 1) in [0, 1], drawn at 4x and box-downsampled; 1 = the alternate tone."""
-    v, u = _coords(n, _SUPERSAMPLE)
+    v, u = _coords(n, SUPERSAMPLE)
     patterns = {
         "solid": lambda: np.zeros_like(u + v),
         "stripes": lambda: ((u + v) // 3.0) % 2,
@@ -118,8 +120,8 @@ def _pattern(texture: str, n: int) -> np.ndarray:
     }
     if texture not in patterns:
         raise UnknownNameError("texture", texture, TEXTURES)
-    big = np.broadcast_to(patterns[texture](), (n * _SUPERSAMPLE,) * 2).astype(np.float32)
-    small = big.reshape(n, _SUPERSAMPLE, n, _SUPERSAMPLE).mean(axis=(1, 3))[:, :, None]
+    big = np.broadcast_to(patterns[texture](), (n * SUPERSAMPLE,) * 2).astype(np.float32)
+    small = big.reshape(n, SUPERSAMPLE, n, SUPERSAMPLE).mean(axis=(1, 3))[:, :, None]
     small.setflags(write=False)
     return small
 
@@ -177,7 +179,7 @@ def render(factors: ImageFactors, image_size: int) -> np.ndarray:
     n = image_size
     image = _background(factors.background, n, factors.seed).astype(np.float32, copy=True)
     for index, obj in enumerate(factors.objects):
-        alpha = _mask(_placed(obj, n), n)
+        alpha = _mask(placed_polygon(obj, n), n)
         image += alpha * (_fill(obj, n, factors.seed, index) - image)
     if factors.occluders:
         rng = np.random.default_rng((factors.seed, 1))
@@ -185,6 +187,11 @@ def render(factors: ImageFactors, image_size: int) -> np.ndarray:
             image += _occluder(rng, n) * (np.array(OCCLUDER_GREY, np.float32) - image)
     image *= factors.brightness
     return np.clip(image + 0.5, 0.0, 255.0).astype(np.uint8)
+
+
+def render_all(factors: Sequence[ImageFactors], image_size: int) -> np.ndarray:
+    """[n, H, W, 3] uint8: ``render`` of each image's factors."""
+    return np.stack([render(f, image_size) for f in factors])
 
 
 def render_with(factors: ImageFactors, image_size: int, **changes: Any) -> np.ndarray:

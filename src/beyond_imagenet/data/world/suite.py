@@ -9,7 +9,8 @@
 | ``rotation/<deg>`` | the same upright scenes turned by one angle (one factor at a time) | PUG-ImageNet |
 | ``cue_conflict`` | one class's shape with another class's texture, filed by shape | Geirhos cue conflict |
 
-Every set's ``factors.jsonl`` records the factors of each image (cue conflict: the texture's class too). The val
+Every set's ``factors.jsonl`` records the factors of each image (cue conflict: the texture's class is the index of
+the recorded texture in ``TEXTURES``). The val
 set's rare part (``rare_fraction`` of it) draws rotations from the whole circle and up to three objects, so the
 ImageNet-X-style flags ``pose`` and ``multiple_objects`` have images; all other factors vary within the training world.
 """
@@ -17,16 +18,14 @@ ImageNet-X-style flags ``pose`` and ``multiple_objects`` have images; all other 
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
 
-from beyond_imagenet.base.files import write_if_changed
 from beyond_imagenet.data.world.factors import WorldConfig, change
-from beyond_imagenet.data.world.folders import FACTORS_FILE, write_image_folder
-from beyond_imagenet.data.world.render import generate, render
-from beyond_imagenet.data.world.testsets import CORRUPTIONS, corrupt, cue_conflict, rendition, sketch
+from beyond_imagenet.data.world.folders import write_image_folder
+from beyond_imagenet.data.world.render import generate, render_all
+from beyond_imagenet.data.world.testsets import CORRUPTIONS, corrupt, cue_conflict_factors, rendition, sketch
 
 ROTATIONS = (0, 45, 90, 135, 180)
 
@@ -60,20 +59,14 @@ def write_world_suite(root: Path, train: WorldConfig, n: int, seed: int, rare_fr
     for corruption in CORRUPTIONS:
         for severity in range(1, 6):
             folder = root / "corruptions" / corruption / str(severity)
-            write_image_folder(folder, corrupt(images, corruption, severity, seed), labels)
+            write_image_folder(folder, corrupt(images, corruption, severity, seed), labels, factors)
     counts["corruptions"] = len(CORRUPTIONS) * 5 * n
     scenes = generate(train, n, seed=seed + 200)[1]
     for angle in ROTATIONS:
         turned = [change(f, rotation=float(angle)) for f in scenes]
-        images_at = np.stack([render(f, side) for f in turned])
-        write_image_folder(root / "rotation" / str(angle), images_at, [f.label for f in turned], turned)
+        write_image_folder(root / "rotation" / str(angle), render_all(turned, side), [f.label for f in turned], turned)
     counts["rotation"] = len(ROTATIONS) * n
-    conflict, shapes, textures = cue_conflict(train, n, seed + 300)
-    names = write_image_folder(root / "cue_conflict", conflict, shapes)
-    rows = [
-        json.dumps({"file": f, "shape_class": int(s), "texture_class": int(t)})
-        for f, s, t in zip(names, shapes, textures, strict=True)
-    ]
-    write_if_changed(root / "cue_conflict" / FACTORS_FILE, ("\n".join(rows) + "\n").encode())
+    conflicts, shapes, _ = cue_conflict_factors(train, n, seed + 300)
+    write_image_folder(root / "cue_conflict", render_all(conflicts, side), shapes, conflicts)
     counts["cue_conflict"] = n
     return counts

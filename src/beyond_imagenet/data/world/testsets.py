@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw
 
 from beyond_imagenet.base.errors import UnknownNameError, UserError
 from beyond_imagenet.data.world.factors import COLOURS, SHAPES, TEXTURES, ImageFactors, WorldConfig, change
-from beyond_imagenet.data.world.render import _SUPERSAMPLE, _placed, generate, render
+from beyond_imagenet.data.world.render import SUPERSAMPLE, generate, placed_polygon, render_all
 
 CORRUPTIONS: dict[str, tuple[float, ...]] = {  # severity 1..5 (ImageNet-C's constants for these four)
     "gaussian_noise": (0.08, 0.12, 0.18, 0.26, 0.38),  # noise std, image in [0, 1]
@@ -69,30 +69,36 @@ def factor_flags(factors: Sequence[ImageFactors]) -> dict[str, np.ndarray]:
 
 def sweep(factors: Sequence[ImageFactors], factor: str, values: Sequence[Any], image_size: int) -> np.ndarray:
     """[len(values), n, H, W, 3]: every scene re-rendered with ``factor`` set to each value (the rest unchanged)."""
-    return np.stack([np.stack([render(change(f, **{factor: v}), image_size) for f in factors]) for v in values])
+    return np.stack([render_all([change(f, **{factor: v}) for f in factors], image_size) for v in values])
 
 
-def cue_conflict(config: WorldConfig, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``n`` images whose shape is class ``s`` and whose texture is that of another class ``t`` (``TEXTURES[t]``).
+def cue_conflict_factors(config: WorldConfig, n: int, seed: int) -> tuple[list[ImageFactors], np.ndarray, np.ndarray]:
+    """``n`` scenes whose shape is class ``s`` and whose texture is that of another class ``t`` (``TEXTURES[t]``).
 
-    Returns the images, ``s`` and ``t`` [n]; every ordered pair ``s != t`` occurs equally often (n a multiple of 56
-    makes it exact). Other factors follow ``config`` (texture and its tie ignored).
+    Returns the factors, ``s`` and ``t`` [n] (``t`` is also ``TEXTURES.index`` of the recorded texture); every
+    ordered pair ``s != t`` occurs equally often (n a multiple of 56 makes it exact). Other factors follow ``config``
+    (texture and its tie ignored).
     """
     pairs = [(s, t) for s in range(len(SHAPES)) for t in range(len(SHAPES)) if s != t]
     order = [pairs[i % len(pairs)] for i in range(n)]
     _, scenes = generate(dataclasses.replace(config, texture_tied_to_class=False), n, seed)
     conflicts = [change(f, shape=SHAPES[s], texture=TEXTURES[t]) for (s, t), f in zip(order, scenes, strict=True)]
-    images = np.stack([render(f, config.image_size) for f in conflicts])
-    return images, np.array([s for s, _ in order]), np.array([t for _, t in order])
+    return conflicts, np.array([s for s, _ in order]), np.array([t for _, t in order])
+
+
+def cue_conflict(config: WorldConfig, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The images of :func:`cue_conflict_factors`, with ``s`` and ``t``."""
+    conflicts, shapes, textures = cue_conflict_factors(config, n, seed)
+    return render_all(conflicts, config.image_size), shapes, textures
 
 
 def _outline_or_fill(factors: ImageFactors, n: int, outline: bool, colour: tuple[int, int, int]) -> np.ndarray:
-    big = Image.new("RGB", (n * _SUPERSAMPLE, n * _SUPERSAMPLE), (255, 255, 255))
+    big = Image.new("RGB", (n * SUPERSAMPLE, n * SUPERSAMPLE), (255, 255, 255))
     draw = ImageDraw.Draw(big)
     for obj in factors.objects:
-        points = (_placed(obj, n) * _SUPERSAMPLE).ravel().tolist()
+        points = (placed_polygon(obj, n) * SUPERSAMPLE).ravel().tolist()
         if outline:
-            draw.polygon(points, outline=(20, 20, 20), width=max(2, n * _SUPERSAMPLE // 24))
+            draw.polygon(points, outline=(20, 20, 20), width=max(2, n * SUPERSAMPLE // 24))
         else:
             draw.polygon(points, fill=colour)
     return np.asarray(big.resize((n, n), Image.BOX))
